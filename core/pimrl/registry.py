@@ -1,0 +1,122 @@
+"""Model registry: names -> classes and default configs; building and loading checkpoints."""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from core.baselines.convlstm import ConvLSTM
+from core.baselines.fno import FNO, FNOConfig
+from core.baselines.percnn import MicroOnly, PeRCNN
+from core.errors import WorkbenchError, unknown
+from core.pimrl.base import DataMeta, Surrogate, meta_from_dict, read_checkpoint
+from core.pimrl.macro import MacroConfig
+from core.pimrl.micro import MicroConfig
+from core.pimrl.model import PIMRL, PIMRLConfig
+
+#: the four compared models (benchmark order)
+MODELS: tuple[str, ...] = ("pimrl", "percnn", "convlstm", "fno")
+#: ablations of PIMRL, same interface
+ABLATIONS: tuple[str, ...] = ("micro", "macro", "pimrl_nomp")
+
+_CLASSES: dict[str, type[Surrogate]] = {
+    "pimrl": PIMRL, "percnn": PeRCNN, "convlstm": ConvLSTM, "fno": FNO,
+    "micro": MicroOnly, "macro": PIMRL, "pimrl_nomp": PIMRL,
+}
+
+#: PIMRL cycle length N per system (micro step then N−1 macro steps); chosen by measurement, see
+#: core/pimrl/README notes in the benchmark result and the report: longer cycles are faster.
+CYCLE: dict[str, int] = {"kdv1d": 4, "burgers2d": 4, "fhn2d": 4, "grayscott2d": 4, "grayscott3d": 4}
+
+
+def _macro_default(meta: DataMeta) -> MacroConfig:
+    # ×4 downsampling on the larger 2D grids keeps the latent ConvLSTM cheap; 3D and 1D use ×2
+    down = 4 if meta.ndim == 2 and min(meta.n) >= 64 else 2
+    return MacroConfig(down=down if all(n % down == 0 for n in meta.n) else 1)
+
+
+def default_config(name: str, meta: DataMeta) -> Any:
+    """The default (cpu-sized) config of model `name` for data `meta`."""
+    if name not in _CLASSES:
+        raise unknown("model", name, MODELS + ABLATIONS)
+    micro = MicroConfig(kernel=5 if meta.ndim < 3 else 3)
+    if name in ("percnn", "micro"):
+        return micro
+    if name == "convlstm":
+        return _macro_default(meta)
+    if name == "fno":
+        return FNOConfig(modes=min(12, min(meta.n) // 2), width=24 if meta.ndim < 3 else 12)
+    cfg = PIMRLConfig(micro=micro, macro=_macro_default(meta), cycle=CYCLE.get(meta.system, 4))
+    if name == "macro":
+        return dataclasses.replace(cfg, use_micro=False)
+    if name == "pimrl_nomp":
+        return dataclasses.replace(cfg, message_passing=False)
+    return cfg
+
+
+def _replace_path(config: Any, key: str, value: Any) -> Any:
+    """dataclasses.replace along a dotted path: ("micro.hidden", 8)."""
+    head, _, rest = key.partition(".")
+    if not dataclasses.is_dataclass(config) or head not in {f.name for f in dataclasses.fields(config)}:
+        known = [f.name for f in dataclasses.fields(config)] if dataclasses.is_dataclass(config) else []
+        raise unknown(f"option of {type(config).__name__}", head, known)
+    if rest:
+        value = _replace_path(getattr(config, head), rest, value)
+    return dataclasses.replace(config, **{head: value})
+
+
+def config_from_dict(cls: type, data: dict[str, Any]) -> Any:
+    """Rebuild a (nested) frozen config dataclass from its `asdict`/JSON form."""
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in data:
+            continue
+        value, hint = data[f.name], hints[f.name]
+        if isinstance(hint, type) and dataclasses.is_dataclass(hint) and isinstance(value, dict):
+            value = config_from_dict(hint, value)
+        elif isinstance(value, list):
+            value = tuple(value)
+        kwargs[f.name] = value
+    return cls(**kwargs)
+
+
+def build_model(name: str, meta: DataMeta, **overrides: Any) -> Surrogate:
+    """A fresh model `name` for data `meta`; overrides replace config fields (dotted paths allowed).
+
+    `config=` passes a whole config object instead.
+    """
+    config = overrides.pop("config", None) or default_config(name, meta)
+    for key, value in overrides.items():
+        config = _replace_path(config, key.replace("__", "."), value)
+    model = _CLASSES[name](meta, config)
+    model.name = name  # ablations share a class; the instance carries its registry name
+    return model
+
+
+def load_checkpoint(path: Path, expect: DataMeta | None = None,
+                    map_location: str | torch.device = "cpu") -> tuple[Surrogate, dict[str, Any]]:
+    """Rebuild the model saved at `path`; `expect` checks it fits the data (system, grid, steps)."""
+    payload = read_checkpoint(path)
+    name = payload["model"]
+    if name not in _CLASSES:
+        raise unknown("model in checkpoint", name, MODELS + ABLATIONS)
+    meta = meta_from_dict(payload["meta"])
+    if expect is not None:
+        try:
+            meta.check_compatible(expect)
+        except WorkbenchError as exc:
+            raise WorkbenchError(f"checkpoint {str(path)!r} does not fit the data: {exc}") from exc
+    cls = type(default_config(name, meta))
+    model = build_model(name, meta, config=config_from_dict(cls, payload["model_config"]))
+    try:
+        model.load_state_dict(payload["state_dict"])
+    except RuntimeError as exc:
+        raise WorkbenchError(f"checkpoint {str(path)!r} does not match model {name!r} "
+                             f"({str(exc).splitlines()[0]}); re-create it with `python -m core train`"
+                             ) from exc
+    return model.to(map_location).eval(), payload
