@@ -1,0 +1,146 @@
+"""Static activation arena: lifetimes, peak live bytes and greedy-by-size offsets (TFLM style).
+
+Every activation is int8, one byte per element. Ops run in graph order; step `t` is op `t`.
+
+- Buffers. A tensor produced by an op that aliases its input (`Op.aliases_input`: reshape views and
+  the in-place softmax) shares its input's buffer. A buffer's size is the largest of its tensors'.
+- Lifetimes. A buffer is live from the step of the op that first writes it (step 0 for the graph
+  input) to the step of the last op that reads any of its tensors (the last step for the graph
+  output), inclusive: at step t an op's inputs, its output and its scratch are live together.
+- Scratch. `scratch[op_name]` bytes (im2col columns, int32 accumulators) are a buffer live at that
+  op's step only. `default_scratch(graph)` gives the formulas the SparseEngine kernels need.
+- Peak live bytes = max over steps of the sum of the sizes of the buffers live at that step; this is
+  the lower bound of any arena. `arena_bytes` is what the greedy placement needs (≥ peak): buffers
+  in decreasing size (ties: earlier first use), each at the lowest `align`-aligned offset that does
+  not overlap a placed buffer whose lifetime intersects its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from core.errors import WorkbenchError
+from core.tinyformer.graph import Graph
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Where each activation lives in the arena. Scratch buffers are keyed `"<op>.scratch"`."""
+
+    offsets: dict[str, int]
+    sizes: dict[str, int]
+    lifetimes: dict[str, tuple[int, int]]
+    buffer_of: dict[str, str]
+    arena_bytes: int
+    peak_live_bytes: int
+    peak_step: int
+
+    def live_at(self, step: int) -> list[str]:
+        """Buffers live at op index `step`."""
+        return [b for b, (s, e) in self.lifetimes.items() if s <= step <= e]
+
+
+def default_scratch(graph: Graph) -> dict[str, int]:
+    """Scratch bytes per op for the weight-stationary int8 kernels (documented formulas):
+
+    - conv2d / dwconv2d / linear: int32 accumulators for one output channel over all output
+      pixels/tokens, 4·Ho·Wo (4·N for linear); plus, for a k×k conv2d with k > 1, one int8 im2col patch
+      row of kh·kw·Cin bytes;
+    - softmax: one int32 row of exponentials, 4·Nk;
+    - everything else: 0.
+    """
+    out: dict[str, int] = {}
+    for op in graph.ops:
+        shape = graph.tensors[op.output].shape
+        if op.kind in ("conv2d", "dwconv2d"):
+            kh, kw = op.attrs["kernel"]
+            cin = graph.tensors[op.inputs[0]].shape[2]
+            im2col = kh * kw * cin if op.kind == "conv2d" and kh * kw > 1 else 0
+            out[op.name] = 4 * shape[0] * shape[1] + im2col
+        elif op.kind == "linear":
+            out[op.name] = 4 * shape[0]
+        elif op.kind == "softmax":
+            out[op.name] = 4 * shape[-1]
+    return out
+
+
+def _buffers(graph: Graph) -> tuple[dict[str, str], dict[str, int], dict[str, tuple[int, int]]]:
+    """Tensor -> buffer map, buffer sizes and lifetimes (aliases merged)."""
+    buffer_of = {graph.input: graph.input}
+    first = {graph.input: 0}
+    last = {graph.input: 0}
+    for t, op in enumerate(graph.ops):
+        for name in op.inputs:
+            if name not in buffer_of:
+                raise WorkbenchError(f"op {op.name!r} reads tensor {name!r} before any op writes it")
+            last[buffer_of[name]] = t
+        if op.aliases_input:
+            src = buffer_of[op.inputs[0]]
+            # an in-place op overwrites its input: nobody may read that buffer afterwards
+            later = [o.name for o in graph.ops[t + 1:] if any(buffer_of.get(i) == src for i in o.inputs)]
+            if op.kind != "reshape" and later:
+                raise WorkbenchError(f"in-place op {op.name!r} overwrites a buffer that {later[0]!r} "
+                                     "reads later")
+            buffer_of[op.output] = src
+        else:
+            buffer_of[op.output] = op.output
+            first[op.output] = t
+        last[buffer_of[op.output]] = max(last.get(buffer_of[op.output], t), t)
+    last[buffer_of[graph.output]] = len(graph.ops) - 1
+    sizes: dict[str, int] = {}
+    for name, buf in buffer_of.items():
+        sizes[buf] = max(sizes.get(buf, 0), graph.tensors[name].numel)
+    return buffer_of, sizes, {b: (first[b], last[b]) for b in sizes}
+
+
+def _place(sizes: dict[str, int], lifetimes: dict[str, tuple[int, int]], align: int) -> dict[str, int]:
+    """Greedy by size: biggest first, lowest aligned offset clear of every co-live placed buffer."""
+    order = sorted(sizes, key=lambda b: (-sizes[b], lifetimes[b][0], b))
+    placed: list[tuple[int, int, int, int]] = []  # (offset, end, first, last)
+    offsets: dict[str, int] = {}
+    for b in order:
+        s, e = lifetimes[b]
+        clashes = sorted((o, end) for o, end, fs, fe in placed if fs <= e and s <= fe)
+        offset = 0
+        for o, end in clashes:
+            if offset + sizes[b] <= o:
+                break
+            offset = max(offset, -(-end // align) * align)
+        offsets[b] = offset
+        placed.append((offset, offset + sizes[b], s, e))
+    return offsets
+
+
+def plan(graph: Graph, scratch: dict[str, int] | None = None, align: int = 4) -> Plan:
+    """Lifetimes, peak live bytes and arena offsets for `graph` (+ per-op `scratch` bytes).
+
+    Peak: P = max_t Σ_{b live at t} size(b). Offsets of buffers with intersecting lifetimes never
+    overlap; `arena_bytes` = max(offset + size) ≥ P.
+    """
+    if align < 1:
+        raise WorkbenchError(f"alignment {align} must be a positive number of bytes")
+    buffer_of, sizes, lifetimes = _buffers(graph)
+    index = {op.name: t for t, op in enumerate(graph.ops)}
+    for name, nbytes in (scratch or {}).items():
+        if name not in index:
+            raise WorkbenchError(f"scratch given for unknown op {name!r}")
+        if nbytes < 0:
+            raise WorkbenchError(f"scratch of op {name!r} is {nbytes} bytes; it must be >= 0")
+        if nbytes:
+            key = f"{name}.scratch"
+            sizes[key] = int(nbytes)
+            lifetimes[key] = (index[name], index[name])
+    steps = [0] * max(1, len(graph.ops))
+    for b, (s, e) in lifetimes.items():
+        for t in range(s, e + 1):
+            steps[t] += sizes[b]
+    peak_step = max(range(len(steps)), key=steps.__getitem__)
+    offsets = _place(sizes, lifetimes, align)
+    arena = max((offsets[b] + sizes[b] for b in sizes), default=0)
+    return Plan(offsets=offsets, sizes=sizes, lifetimes=lifetimes, buffer_of=buffer_of, arena_bytes=arena,
+                peak_live_bytes=steps[peak_step], peak_step=peak_step)
+
+
+def peak_sram(graph: Graph, scratch: dict[str, int] | None = None) -> int:
+    """Peak live activation bytes incl. scratch (the SRAM figure NAS uses; default kernel scratch)."""
+    return plan(graph, default_scratch(graph) if scratch is None else scratch).peak_live_bytes
