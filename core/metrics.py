@@ -31,6 +31,7 @@ grid points) and rollout MAE = mean_t MAE_t; then mean and standard deviation ov
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -81,12 +82,24 @@ def _wrap(values: np.ndarray, dt: float, fields: Sequence[str] | None, by_field:
     return xr.DataArray(values, dims=dims, coords=coords, name=name)
 
 
+def _quiet(func):
+    """Diverged predictions (inf/NaN) are scored as NaN/inf, not warned about at every step."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            return func(*args, **kwargs)
+
+    return wrapper
+
+
 def _space_axes(arr: np.ndarray, by_field: bool) -> tuple[int, ...]:
     """Axes reduced per frame: the grid (and the field axis unless by_field)."""
     first = 3 if by_field else 2
     return tuple(range(first, arr.ndim))
 
 
+@_quiet
 def rmse(pred: Any, target: Any, dt: float = 1.0, fields: Sequence[str] | None = None,
          by_field: bool = False) -> xr.DataArray:
     """Per-step root-mean-square error sqrt(mean (p − q)²) over the grid [and fields]."""
@@ -94,6 +107,7 @@ def rmse(pred: Any, target: Any, dt: float = 1.0, fields: Sequence[str] | None =
     return _wrap(np.sqrt(np.mean((p - q) ** 2, axis=_space_axes(p, by_field))), dt, fields, by_field, "rmse")
 
 
+@_quiet
 def mae(pred: Any, target: Any, dt: float = 1.0, fields: Sequence[str] | None = None,
         by_field: bool = False) -> xr.DataArray:
     """Per-step mean absolute error mean |p − q| over the grid [and fields]."""
@@ -101,6 +115,7 @@ def mae(pred: Any, target: Any, dt: float = 1.0, fields: Sequence[str] | None = 
     return _wrap(np.mean(np.abs(p - q), axis=_space_axes(p, by_field)), dt, fields, by_field, "mae")
 
 
+@_quiet
 def rel_l2(pred: Any, target: Any, dt: float = 1.0, fields: Sequence[str] | None = None,
            by_field: bool = False) -> xr.DataArray:
     """Per-step relative L2 error ||p − q||₂ / ||q||₂ (NaN where the truth is identically zero)."""
@@ -108,11 +123,11 @@ def rel_l2(pred: Any, target: Any, dt: float = 1.0, fields: Sequence[str] | None
     axes = _space_axes(p, by_field)
     num = np.sqrt(np.sum((p - q) ** 2, axis=axes))
     den = np.sqrt(np.sum(q**2, axis=axes))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        values = np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
+    values = np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
     return _wrap(values, dt, fields, by_field, "rel_l2")
 
 
+@_quiet
 def corr(pred: Any, target: Any, dt: float = 1.0, fields: Sequence[str] | None = None,
          by_field: bool = False) -> xr.DataArray:
     """Per-step Pearson correlation over the grid, per field (mean over fields unless by_field)."""
@@ -123,8 +138,7 @@ def corr(pred: Any, target: Any, dt: float = 1.0, fields: Sequence[str] | None =
     cov = np.sum(dp * dq, axis=axes)
     var = np.sum(dp**2, axis=axes) * np.sum(dq**2, axis=axes)
     same = np.all(p == q, axis=axes)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        c = np.where(var > 0, cov / np.sqrt(np.where(var > 0, var, 1.0)), np.where(same, 1.0, 0.0))
+    c = np.where(var > 0, cov / np.sqrt(np.where(var > 0, var, 1.0)), np.where(same, 1.0, 0.0))
     c = np.where(np.all(np.isfinite(p), axis=axes), c, np.nan)  # (S, T, C)
     values = c if by_field else c.mean(axis=2)
     return _wrap(values, dt, fields, by_field, "corr")
@@ -167,7 +181,8 @@ def summarize(metrics_ds: xr.Dataset, threshold: float = 0.8) -> pd.DataFrame:
     (sample, time) dataset is accepted too).
     """
     ds = metrics_ds if "model" in metrics_ds.dims else metrics_ds.expand_dims(model=["model"])
-    rollout_rmse = np.sqrt((ds["rmse"] ** 2).mean("time"))  # (model, sample)
+    with np.errstate(over="ignore", invalid="ignore"):
+        rollout_rmse = np.sqrt((ds["rmse"] ** 2).mean("time"))  # (model, sample)
     rollout_mae = ds["mae"].mean("time")
     h = ds["hct"] if "hct" in ds else hct(ds["corr"], threshold)
     rows = []
