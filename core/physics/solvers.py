@@ -66,16 +66,18 @@ def simulate(system: System, u0: np.ndarray, n_steps: int, record_every: int = 1
     frames[0] = state
     report_every = max(1, n_steps // 100)
     t = float(t0)
-    for i in range(1, n_steps + 1):
-        state = step(system, state, system.dt, t)
-        t = t0 + i * system.dt
-        # one reduction per step: a NaN/inf anywhere makes the sum non-finite
-        if not math.isfinite(float(np.sum(state))):
-            raise WorkbenchError(f"{system.name} became non-finite at step {i} (t={t:g}) with "
-                                 f"dt={system.dt:g} and method {system.method}; "
-                                 "reduce dt or check the initial state")
-        if i % record_every == 0:
-            frames[i // record_every] = state
-        if i % report_every == 0 or i == n_steps:
-            progress(i, n_steps, f"{system.name} t={t:.4g}")
+    # overflow is detected below and reported as a WorkbenchError, so numpy's warnings are noise
+    with np.errstate(over="ignore", invalid="ignore"):
+        for i in range(1, n_steps + 1):
+            state = step(system, state, system.dt, t)
+            t = t0 + i * system.dt
+            # one reduction per step: a NaN/inf anywhere makes the sum non-finite
+            if not math.isfinite(float(np.sum(state))):
+                raise WorkbenchError(f"{system.name} became non-finite at step {i} (t={t:g}) with "
+                                     f"dt={system.dt:g} and method {system.method}; "
+                                     "reduce dt or check the initial state")
+            if i % record_every == 0:
+                frames[i // record_every] = state
+            if i % report_every == 0 or i == n_steps:
+                progress(i, n_steps, f"{system.name} t={t:.4g}")
     return frames
