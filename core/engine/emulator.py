@@ -1,0 +1,175 @@
+"""Run a SparseEngine ELF on an emulated Cortex-M7 (Unicorn) and count instructions by class.
+
+The image is loaded as a board would hold it (segments at their load addresses: code, constants and
+the initial values of .data in flash), the host writes the input into SRAM buffers that the reset
+handler does not touch (`.noinit`), and the core runs from the reset vector until the PC reaches
+`se_halt`. Counting uses `UC_HOOK_BLOCK`: each translated block is disassembled once with capstone
+and its instruction classes (see `core.engine.cycles.CLASSES`) are cached by (address, size); every
+execution of the block adds the cached vector to the current layer. A block whose last instruction
+is a branch and whose successor does not start right after it counted one *taken* branch.
+
+Per-layer attribution: the generated code stores the index of the layer about to run to
+`MARKER_ADDRESS`; a `UC_HOOK_MEM_WRITE` on that word switches the current layer and lets the caller
+snapshot the previous layer's output (`on_layer_end`). Unmapped or protected accesses become a
+`WorkbenchError` that names the layer and the address.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from core.engine.cycles import CLASSES, N_INSTRUCTION_CLASSES, classify
+from core.engine.toolchain import FLASH_ORIGIN, MARKER_ADDRESS, SRAM_ORIGIN, Build, Target
+from core.errors import WorkbenchError
+
+N_CLASSES = len(CLASSES)
+TAKEN = CLASSES.index("branch_taken")
+EXTRA = CLASSES.index("extra_regs")
+PAGE = 0x1000
+
+
+@dataclass
+class RunResult:
+    """What one emulated run measured.
+
+    `counts[layer]` is an int64 vector over `CLASSES` (layer -1 = startup/epilogue outside any
+    marker); `instructions` is the total executed; `seconds` the host wall time of the run.
+    """
+
+    counts: dict[int, np.ndarray] = field(default_factory=dict)
+    instructions: int = 0
+    seconds: float = 0.0
+    outputs: dict[str, bytes] = field(default_factory=dict)
+
+    @property
+    def instructions_per_second(self) -> float:
+        return self.instructions / self.seconds if self.seconds > 0 else 0.0
+
+    def total_counts(self) -> np.ndarray:
+        return np.sum(list(self.counts.values()), axis=0) if self.counts else np.zeros(N_CLASSES, np.int64)
+
+
+def _round_up(n: int, to: int = PAGE) -> int:
+    return (n + to - 1) // to * to
+
+
+def _block_vector(md, code: bytes, address: int) -> tuple[np.ndarray, bool]:
+    vec = np.zeros(N_CLASSES, np.int64)
+    last_branch = False
+    for insn in md.disasm(code, address):
+        cls, regs = classify(insn.mnemonic, insn.op_str)
+        vec[CLASSES.index(cls)] += 1
+        vec[EXTRA] += max(regs - 1, 0)
+        last_branch = cls == "branch"
+    return vec, last_branch
+
+
+def run(build: Build, inputs: dict[str | int, bytes], read: dict[str, int] | None = None,
+        layer_names: list[str] | None = None, on_layer_end: Callable[[int, Callable[[int, int], bytes]], None] | None = None,
+        target: Target | None = None, max_instructions: int = 2_000_000_000) -> RunResult:
+    """Run `build` from reset to `se_halt`.
+
+    inputs: symbol name (or address) -> bytes written there before reset (e.g. the input image).
+    read: symbol name -> byte count read back after the run (e.g. the logits).
+    on_layer_end(layer, read_mem): called when layer `layer` finishes (next marker or halt);
+    `read_mem(address, size)` reads emulated memory, so the caller can snapshot the layer's output.
+    """
+    from capstone import CS_ARCH_ARM, CS_MODE_MCLASS, CS_MODE_THUMB, Cs
+    from unicorn import (UC_ARCH_ARM, UC_HOOK_BLOCK, UC_HOOK_MEM_INVALID, UC_HOOK_MEM_WRITE, UC_MODE_MCLASS, UC_MODE_THUMB, Uc,
+                         UcError)
+    from unicorn.arm_const import UC_ARM_REG_PC, UC_ARM_REG_SP, UC_CPU_ARM_CORTEX_M7
+
+    target = target or Target()
+    uc = Uc(UC_ARCH_ARM, UC_MODE_THUMB | UC_MODE_MCLASS)
+    uc.ctl_set_cpu_model(UC_CPU_ARM_CORTEX_M7)
+    uc.mem_map(FLASH_ORIGIN, _round_up(target.flash_bytes))
+    uc.mem_map(SRAM_ORIGIN, _round_up(target.sram_bytes))
+    uc.mem_map(MARKER_ADDRESS, PAGE)
+    _load(uc, build)
+    for name, data in inputs.items():
+        uc.mem_write(name if isinstance(name, int) else build.address(name), bytes(data))
+    sp, reset = np.frombuffer(bytes(uc.mem_read(FLASH_ORIGIN, 8)), "<u4")
+    uc.reg_write(UC_ARM_REG_SP, int(sp))
+
+    md = Cs(CS_ARCH_ARM, CS_MODE_THUMB | CS_MODE_MCLASS)
+    cache: dict[tuple[int, int], tuple[np.ndarray, bool]] = {}
+    result = RunResult()
+    state = {"layer": -1, "counts": np.zeros(N_CLASSES, np.int64), "prev_end": -1, "prev_branch": False, "n": 0}
+    result.counts[-1] = state["counts"]
+
+    def read_mem(address: int, size: int) -> bytes:
+        return bytes(uc.mem_read(address, size))
+
+    def on_block(uc_, address, size, _user):
+        key = (address, size)
+        entry = cache.get(key)
+        if entry is None:
+            entry = cache[key] = _block_vector(md, bytes(uc_.mem_read(address, size)), address)
+        counts = state["counts"]
+        counts += entry[0]
+        if state["prev_branch"] and address != state["prev_end"]:
+            counts[TAKEN] += 1
+        state["prev_end"] = address + size
+        state["prev_branch"] = entry[1]
+
+    def on_marker(uc_, _access, _address, _size, value, _user):
+        if on_layer_end is not None and state["layer"] >= 0:
+            on_layer_end(state["layer"], read_mem)
+        state["layer"] = int(value)
+        state["counts"] = result.counts.setdefault(int(value), np.zeros(N_CLASSES, np.int64))
+
+    def on_invalid(uc_, _access, address, _size, _value, _user):
+        uc_._se_fault_addr = address
+        return False
+
+    uc.hook_add(UC_HOOK_BLOCK, on_block)
+    uc.hook_add(UC_HOOK_MEM_INVALID, on_invalid)
+    uc.hook_add(UC_HOOK_MEM_WRITE, on_marker, begin=MARKER_ADDRESS, end=MARKER_ADDRESS + 3)
+    halt = build.address("se_halt")
+    t0 = time.perf_counter()
+    try:
+        uc.emu_start(int(reset), halt, count=max_instructions)
+    except UcError as exc:
+        raise _fault(exc, uc, state["layer"], layer_names) from exc
+    result.seconds = time.perf_counter() - t0
+    pc = uc.reg_read(UC_ARM_REG_PC)
+    if pc != halt:
+        raise WorkbenchError(f"the emulated program did not reach se_halt within {max_instructions} "
+                             f"instructions (stopped at pc=0x{pc:08x} in {_layer_label(state['layer'], layer_names)})")
+    if on_layer_end is not None and state["layer"] >= 0:
+        on_layer_end(state["layer"], read_mem)
+    result.instructions = int(sum(int(v[:N_INSTRUCTION_CLASSES].sum()) for v in result.counts.values()))
+    for name, size in (read or {}).items():
+        result.outputs[name] = read_mem(build.address(name), size)
+    return result
+
+
+def _load(uc, build: Build) -> None:
+    """Copy PT_LOAD segments to their physical (load) addresses, as a flash programmer would."""
+    from elftools.elf.elffile import ELFFile
+
+    with open(build.elf, "rb") as fh:
+        for seg in ELFFile(fh).iter_segments():
+            if seg["p_type"] == "PT_LOAD" and seg["p_filesz"]:
+                uc.mem_write(seg["p_paddr"], seg.data())
+
+
+def _layer_label(layer: int, names: list[str] | None) -> str:
+    if layer < 0:
+        return "startup code (before the first layer)"
+    if names and layer < len(names):
+        return f"layer {layer} ({names[layer]})"
+    return f"layer {layer}"
+
+
+def _fault(exc, uc, layer: int, names: list[str] | None) -> WorkbenchError:
+    from unicorn.arm_const import UC_ARM_REG_PC
+
+    pc = uc.reg_read(UC_ARM_REG_PC)
+    addr = getattr(uc, "_se_fault_addr", None)
+    where = f"at address 0x{addr:08x}" if addr is not None else f"with pc=0x{pc:08x}"
+    return WorkbenchError(f"memory fault in {_layer_label(layer, names)}: {exc} {where}")

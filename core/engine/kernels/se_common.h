@@ -1,0 +1,72 @@
+/* SparseEngine common inline helpers: TFLite/gemmlowp-exact requantization and q7 -> q15 packing.
+ *
+ * requantize(acc) = clamp(MBQM(acc, mult, shift) + out_zp, act_min, act_max), where
+ *   MBQM(x, m, s)   = RDBP(SRDHM(x * 2^max(s,0), m), max(-s, 0))                 (TFLite semantics)
+ *   SRDHM(a, b)     = round-half-away-from-zero(a*b / 2^31), saturating at INT32_MIN*INT32_MIN
+ *   RDBP(x, e)      = round-half-away-from-zero(x / 2^e)
+ * SRDHM is computed as (a*b + 2^30) >> 31 (arithmetic, one SMLAL): for every product this equals
+ * gemmlowp's nudge-and-truncate form (proof: write |ab| = q*2^31 + r; both give sign(ab)*(q + [r > 2^30])
+ * for negative products and q + [r >= 2^30] for non-negative ones).
+ */
+#ifndef SE_COMMON_H
+#define SE_COMMON_H
+#include <arm_acle.h>
+#include <stdint.h>
+
+#define SE_INLINE static inline __attribute__((always_inline))
+
+/* the layer marker: a store the emulator watches (an MMIO-like word; unused on a board) */
+#define SE_MARKER_ADDRESS 0x40000000u
+
+SE_INLINE int32_t se_srdhm(int32_t a, int32_t b) {
+  if (a == INT32_MIN && b == INT32_MIN) return INT32_MAX;
+  int64_t ab = (int64_t)a * (int64_t)b + (1ll << 30);
+  return (int32_t)(ab >> 31);
+}
+
+SE_INLINE int32_t se_rdbp(int32_t x, int32_t exponent) {
+  const int32_t mask = (int32_t)((1u << exponent) - 1u);
+  const int32_t remainder = x & mask;
+  const int32_t threshold = (mask >> 1) + (x < 0 ? 1 : 0);
+  return (x >> exponent) + (remainder > threshold ? 1 : 0);
+}
+
+SE_INLINE int32_t se_mbqm(int32_t x, int32_t mult, int32_t shift) {
+  const int32_t left = shift > 0 ? shift : 0;
+  const int32_t right = shift > 0 ? 0 : -shift;
+  return se_rdbp(se_srdhm((int32_t)((uint32_t)x << left), mult), right);
+}
+
+SE_INLINE int8_t se_requant(int32_t acc, int32_t mult, int32_t shift, int32_t out_zp, int32_t act_min,
+                            int32_t act_max) {
+  int32_t v = se_mbqm(acc, mult, shift) + out_zp;
+  v = v < act_min ? act_min : v;
+  v = v > act_max ? act_max : v;
+  return (int8_t)v;
+}
+
+/* 4 int8 from memory (unaligned is fine on the M7) */
+SE_INLINE uint32_t se_read_u32(const int8_t *p) {
+  uint32_t v;
+  __builtin_memcpy(&v, p, 4);
+  return v;
+}
+
+SE_INLINE int32_t se_read_q15x2(const int16_t *p) {
+  int32_t v;
+  __builtin_memcpy(&v, p, 4);
+  return v;
+}
+
+SE_INLINE void se_write_q15x2(int16_t *p, int32_t v) { __builtin_memcpy(p, &v, 4); }
+
+/* [x0,x1,x2,x3] int8 -> *lo = [x0,x2], *hi = [x1,x3] as q15 pairs (the CMSIS-NN "reordered" layout) */
+SE_INLINE void se_unpack_reordered(uint32_t w, int32_t *lo, int32_t *hi) {
+  *lo = (int32_t)__sxtb16(w);
+  *hi = (int32_t)__sxtb16(__ror(w, 8));
+}
+
+/* defined in startup.c and never inlined, so the call ends an emulator block before the layer starts */
+void se_mark(uint32_t layer);
+
+#endif

@@ -1,0 +1,269 @@
+"""Lower each quantized op to one kernel call: the C arguments, the constant arrays, the scratch.
+
+`lower_op(qop, graph, fmt)` returns a `Lowered`: the op's constants (weights as int8 or as the
+blockwise run-length bytes, biases, multipliers, LUTs) and a `call(addr)` that renders the C call
+once the memory plan has given every tensor an address. Parameters follow the contract of
+`core.tinyformer.intref` (whose docstrings the C kernels port bit for bit).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from core.engine.kernels import KernelKey, conv_scratch, matmul_av_scratch, matmul_qk_scratch
+from core.errors import WorkbenchError
+
+#: op kinds the engine can run
+SUPPORTED = ("conv2d", "dwconv2d", "linear", "matmul_qk", "matmul_av", "softmax", "layernorm", "add",
+             "maxpool", "avgpool", "reshape")
+
+
+@dataclass(frozen=True)
+class WeightFormat:
+    """How one weighted layer is stored: dense int8, or sparse with block size `block`."""
+
+    sparse: bool = False
+    block: int = 0
+
+    def __post_init__(self) -> None:
+        if self.sparse and self.block not in (1, 2, 3, 4):
+            raise WorkbenchError(f"sparse block size {self.block} must be 1, 2, 3 or 4")
+
+
+@dataclass
+class Lowered:
+    """One op ready for code generation."""
+
+    name: str
+    kind: str
+    key: KernelKey | None
+    arrays: list[tuple[str, str, np.ndarray]] = field(default_factory=list)  # (c name, c type, values)
+    scratch: int = 0
+    call: Callable[[Callable[[str], str]], str] = lambda addr: ""
+    weight_bytes: int = 0
+    fmt: WeightFormat = WeightFormat()
+
+
+def _c_ident(name: str) -> str:
+    return "L_" + "".join(ch if ch.isalnum() else "_" for ch in name)
+
+
+def _zp(q: Any) -> int:
+    return int(q.zero_point)
+
+
+def _extra(qop: Any, key: str) -> Any:
+    extra = getattr(qop, "extra", None) or {}
+    if key not in extra:
+        raise WorkbenchError(f"op {qop.op.name!r} ({qop.op.kind}) lacks the quantization parameter "
+                             f"{key!r}; found: {', '.join(sorted(extra)) or 'none'}")
+    return extra[key]
+
+
+def _vec(values: Any, n: int, dtype: type = np.int32) -> np.ndarray:
+    arr = np.atleast_1d(np.asarray(values)).astype(np.int64)
+    return arr.astype(dtype) if arr.size == n else np.full(n, int(arr.ravel()[0]), dtype)
+
+
+def lower_op(qop: Any, graph: Any, fmt: WeightFormat) -> Lowered:
+    """The kernel call for `qop` (a `core.tinyformer.quant.QOp`); unsupported kinds name the layer."""
+    op = qop.op
+    if op.kind not in SUPPORTED:
+        raise WorkbenchError(f"layer {op.name!r} has op kind {op.kind!r}, which the SparseEngine does not "
+                             f"support; supported: {', '.join(SUPPORTED)}")
+    shapes = [graph.tensors[t].shape for t in op.inputs]
+    out_shape = graph.tensors[op.output].shape
+    low = _LOWER[op.kind](qop, shapes, out_shape, fmt)
+    low.name, low.kind = op.name, op.kind
+    return low
+
+
+def _conv_like(qop: Any, shapes: list, out_shape: tuple, fmt: WeightFormat) -> Lowered:
+    """conv2d and linear (a 1×1 conv over tokens: H = 1, W = N)."""
+    from core.tinyformer import sparse
+
+    op, w = qop.op, np.asarray(qop.weight, np.int8)
+    if op.kind == "linear":
+        (n, cin), (_, cout) = shapes[0], out_shape
+        h, wd, ho, wo, kh, kw, stride, pad = 1, n, 1, n, 1, 1, 1, 0
+        per_channel = int(np.size(qop.multiplier) == cout and cout > 1)
+    else:
+        (h, wd, cin), (ho, wo, cout) = shapes[0], out_shape
+        kh, kw = op.attrs["kernel"]
+        stride, pad = int(op.attrs.get("stride", 1)), int(op.attrs.get("pad", 0))
+        per_channel = 1
+    nq = cout if per_channel else 1
+    ident = _c_ident(op.name)
+    bias = np.zeros(cout, np.int64) if qop.bias is None else np.asarray(qop.bias, np.int64)
+    fold = kh == 1 and kw == 1 and stride == 1 and pad == 0
+    if fmt.sparse and fold:  # the sparse 1×1 kernel takes the input offset folded into the bias
+        bias = bias - _zp(qop.in_q[0]) * w.reshape(cout, -1).astype(np.int64).sum(axis=1)
+        if bias.min() < -(2**31) or bias.max() >= 2**31:
+            raise WorkbenchError(f"layer {op.name!r}: the folded bias overflows int32")
+    arrays = [(f"{ident}_bias", "int32_t", bias.astype(np.int32)),
+              (f"{ident}_mult", "int32_t", _vec(qop.multiplier, nq)),
+              (f"{ident}_shift", "int32_t", _vec(qop.shift, nq))]
+    w4 = w.reshape(cout, kh, kw, cin)  # linear (out, in) -> (out, 1, 1, in)
+    if fmt.sparse:
+        enc = np.frombuffer(sparse.encode(w4, fmt.block), np.uint8)
+        arrays.append((f"{ident}_w", "uint8_t", enc))
+        key = KernelKey("sparse_conv2d", kh, kw, stride, pad, fmt.block)
+    else:
+        arrays.append((f"{ident}_w", "int8_t", w4.ravel()))
+        key = KernelKey("conv2d", kh, kw, stride, pad)
+    scratch = conv_scratch(kh, kw, cin, ho * wo, fmt.sparse)
+    scratch_t = "int32_t" if fmt.sparse else "int16_t"
+    zps = (_zp(qop.in_q[0]), _zp(qop.out_q), int(qop.act_min), int(qop.act_max))
+
+    def call(addr: Callable[[str], str]) -> str:
+        return (f"{key.name}({addr(op.inputs[0])}, {h}, {wd}, {cin}, {ident}_w, {ident}_bias, {ident}_mult, "
+                f"{ident}_shift, {per_channel}, {addr(op.output)}, {ho}, {wo}, {cout}, {zps[0]}, {zps[1]}, "
+                f"{zps[2]}, {zps[3]}, ({scratch_t} *){addr(op.name + '.scratch')});")
+
+    return Lowered("", "", key, arrays, scratch, call, int(arrays[-1][2].size) + 12 * cout, fmt)
+
+
+def _dwconv(qop: Any, shapes: list, out_shape: tuple, fmt: WeightFormat) -> Lowered:
+    from core.tinyformer import sparse
+
+    op, w = qop.op, np.asarray(qop.weight, np.int8)
+    (h, wd, c), (ho, wo, _) = shapes[0], out_shape
+    kh, kw = op.attrs["kernel"]
+    stride, pad = int(op.attrs.get("stride", 1)), int(op.attrs.get("pad", 0))
+    ident = _c_ident(op.name)
+    bias = np.zeros(c, np.int32) if qop.bias is None else np.asarray(qop.bias, np.int32)
+    arrays = [(f"{ident}_bias", "int32_t", bias), (f"{ident}_mult", "int32_t", _vec(qop.multiplier, c)),
+              (f"{ident}_shift", "int32_t", _vec(qop.shift, c))]
+    if fmt.sparse:
+        arrays.append((f"{ident}_w", "uint8_t", np.frombuffer(sparse.encode(w, fmt.block), np.uint8)))
+        key = KernelKey("sparse_dwconv2d", kh, kw, stride, pad, fmt.block)
+    else:
+        arrays.append((f"{ident}_w", "int8_t", w.ravel()))
+        key = KernelKey("dwconv2d", kh, kw, stride, pad)
+    zps = f"{_zp(qop.in_q[0])}, {_zp(qop.out_q)}, {int(qop.act_min)}, {int(qop.act_max)}"
+
+    def call(addr: Callable[[str], str]) -> str:
+        tail = f", (int32_t *){addr(op.name + '.scratch')}" if fmt.sparse else ""
+        return (f"{key.name}({addr(op.inputs[0])}, {h}, {wd}, {c}, {ident}_w, {ident}_bias, {ident}_mult, "
+                f"{ident}_shift, {addr(op.output)}, {ho}, {wo}, {zps}{tail});")
+
+    return Lowered("", "", key, arrays, 4 * ho * wo if fmt.sparse else 0, call,
+                   int(arrays[-1][2].size) + 12 * c, fmt)
+
+
+def _requant_args(qop: Any) -> str:
+    return (f"{int(np.ravel(qop.multiplier)[0])}, {int(np.ravel(qop.shift)[0])}, {_zp(qop.out_q)}, "
+            f"{int(qop.act_min)}, {int(qop.act_max)}")
+
+
+def _matmul_qk(qop: Any, shapes: list, out_shape: tuple, fmt: WeightFormat) -> Lowered:
+    op = qop.op
+    (nq, d), (nk, _) = shapes
+    heads = int(op.attrs["heads"])
+    scratch = matmul_qk_scratch(nk, d // heads)
+
+    def call(addr: Callable[[str], str]) -> str:
+        return (f"se_matmul_qk({addr(op.inputs[0])}, {addr(op.inputs[1])}, {addr(op.output)}, {nq}, {nk}, {d}, "
+                f"{heads}, {_zp(qop.in_q[0])}, {_zp(qop.in_q[1])}, {_requant_args(qop)}, "
+                f"(int16_t *){addr(op.name + '.scratch')});")
+
+    return Lowered("", "", None, [], scratch, call)
+
+
+def _matmul_av(qop: Any, shapes: list, out_shape: tuple, fmt: WeightFormat) -> Lowered:
+    op = qop.op
+    (heads, nq, nk), (_, d) = shapes
+    scratch = matmul_av_scratch(nk, d // heads)
+
+    def call(addr: Callable[[str], str]) -> str:
+        return (f"se_matmul_av({addr(op.inputs[0])}, {addr(op.inputs[1])}, {addr(op.output)}, {heads}, {nq}, "
+                f"{nk}, {d}, {_zp(qop.in_q[0])}, {_zp(qop.in_q[1])}, {_requant_args(qop)}, "
+                f"(int16_t *){addr(op.name + '.scratch')});")
+
+    return Lowered("", "", None, [], scratch, call)
+
+
+def _softmax(qop: Any, shapes: list, out_shape: tuple, fmt: WeightFormat) -> Lowered:
+    op = qop.op
+    shape = shapes[0]
+    rows, length = int(np.prod(shape[:-1])), int(shape[-1])
+    ident = _c_ident(op.name)
+    lut = np.asarray(_extra(qop, "lut"), np.int32)
+
+    def call(addr: Callable[[str], str]) -> str:
+        return (f"se_softmax({addr(op.inputs[0])}, {addr(op.output)}, {rows}, {length}, {ident}_lut, "
+                f"(int32_t *){addr(op.name + '.scratch')});")
+
+    return Lowered("", "", None, [(f"{ident}_lut", "int32_t", lut)], 4 * length, call)
+
+
+def _layernorm(qop: Any, shapes: list, out_shape: tuple, fmt: WeightFormat) -> Lowered:
+    op = qop.op
+    n, d = shapes[0]
+    ident = _c_ident(op.name)
+    gamma = np.asarray(qop.weight if qop.weight is not None else _extra(qop, "gamma"), np.int32)
+    beta = np.asarray(qop.bias if qop.bias is not None else _extra(qop, "beta"), np.int32)
+
+    def call(addr: Callable[[str], str]) -> str:
+        return (f"se_layernorm({addr(op.inputs[0])}, {addr(op.output)}, {n}, {d}, {ident}_gamma, {ident}_beta, "
+                f"{_requant_args(qop)});")
+
+    return Lowered("", "", None, [(f"{ident}_gamma", "int32_t", gamma.ravel()),
+                                  (f"{ident}_beta", "int32_t", beta.ravel())], 0, call, 8 * d)
+
+
+def _add(qop: Any, shapes: list, out_shape: tuple, fmt: WeightFormat) -> Lowered:
+    op = qop.op
+    ident = _c_ident(op.name)
+    p = [int(_extra(qop, k)) for k in ("a_mult", "a_shift", "b_mult", "b_shift", "out_mult", "out_shift")]
+    n = int(np.prod(out_shape))
+
+    def call(addr: Callable[[str], str]) -> str:
+        return (f"se_add({addr(op.inputs[0])}, {addr(op.inputs[1])}, {addr(op.output)}, {n}, "
+                f"{_zp(qop.in_q[0])}, {_zp(qop.in_q[1])}, {ident}_p, {_zp(qop.out_q)}, {int(qop.act_min)}, "
+                f"{int(qop.act_max)});")
+
+    return Lowered("", "", None, [(f"{ident}_p", "int32_t", np.asarray(p, np.int32))], 0, call)
+
+
+def _maxpool(qop: Any, shapes: list, out_shape: tuple, fmt: WeightFormat) -> Lowered:
+    op = qop.op
+    (h, w, c), (ho, wo, _) = shapes[0], out_shape
+    k = int(op.attrs["kernel"][0])
+    s = int(op.attrs.get("stride", k))
+    if int(op.attrs.get("pad", 0)) or op.attrs["kernel"][0] != op.attrs["kernel"][1]:
+        raise WorkbenchError(f"layer {op.name!r}: maxpool supports square kernels without padding, got "
+                             f"kernel {op.attrs['kernel']} pad {op.attrs.get('pad')}")
+
+    def call(addr: Callable[[str], str]) -> str:
+        return (f"se_maxpool({addr(op.inputs[0])}, {addr(op.output)}, {h}, {w}, {c}, {k}, {s}, {ho}, {wo}, "
+                f"{int(qop.act_min)}, {int(qop.act_max)});")
+
+    return Lowered("", "", None, [], 0, call)
+
+
+def _avgpool(qop: Any, shapes: list, out_shape: tuple, fmt: WeightFormat) -> Lowered:
+    op = qop.op
+    h, w, c = shapes[0]
+    if tuple(op.attrs["kernel"]) != (h, w):
+        raise WorkbenchError(f"layer {op.name!r}: only global average pooling is supported, got kernel "
+                             f"{op.attrs['kernel']} on a {h}x{w} map")
+
+    def call(addr: Callable[[str], str]) -> str:
+        return (f"se_avgpool_global({addr(op.inputs[0])}, {addr(op.output)}, {h * w}, {c}, {int(qop.act_min)}, "
+                f"{int(qop.act_max)}, (int32_t *){addr(op.name + '.scratch')});")
+
+    return Lowered("", "", None, [], 4 * c, call)
+
+
+def _reshape(qop: Any, shapes: list, out_shape: tuple, fmt: WeightFormat) -> Lowered:
+    return Lowered("", "", None, [], 0, lambda addr: "/* a view: no data movement */")
+
+
+_LOWER = {"conv2d": _conv_like, "linear": _conv_like, "dwconv2d": _dwconv, "matmul_qk": _matmul_qk,
+          "matmul_av": _matmul_av, "softmax": _softmax, "layernorm": _layernorm, "add": _add,
+          "maxpool": _maxpool, "avgpool": _avgpool, "reshape": _reshape}
