@@ -1,0 +1,242 @@
+"""Post-training int8 quantization of a TinyFormer candidate (TFLite / CMSIS-NN conventions).
+
+`quantize(model, arch, calib_loader)` runs the float graph (`qfloat.run_float`) on a few calibration
+batches, records the range of every tensor, and turns each op of `graph_of(arch)` into a `QOp`:
+
+* activations: asymmetric int8, real = scale·(q − zero_point). Range [lo, hi] from calibration,
+  widened to contain 0 (so real 0 — padding, ReLU — is exact); scale = (hi − lo)/255,
+  zero_point = round(−128 − lo/scale). Calibration "minmax" takes the min/max over all calibration
+  samples; "percentile" takes, per batch, the p-th and (100−p)-th percentiles and averages them over
+  batches (clips rare outliers).
+  Fixed by construction: softmax outputs (1/256, −128); reshape and pooling outputs share their
+  input's (scale, zero_point); the network input uses `QuantConfig.input_scale/zero_point`
+  (default 1/64 and 0: the data pipeline's (u8 − 128)/64 becomes exactly q = u8 − 128).
+* conv2d / dwconv2d weights: BatchNorm folded, symmetric per output channel, s_w[o] = max|W[o]|/127,
+  q = clamp(round(W/s_w), −127, 127). linear: per tensor, same formula over the whole matrix.
+* bias: int32 round(b / (s_in·s_w)); requantization: real multiplier s_in·s_w/s_out ->
+  `qmath.quantize_multiplier` (Q31 multiplier, shift).
+* ReLU / ReLU6 become the clamp bounds `act_min/act_max` (`qmath.activation_range`).
+* attention: matmul_qk multiplier s_q·s_k·(1/√dh)/s_s; softmax via an exp LUT built from s_s;
+  matmul_av multiplier s_p·s_v/s_out. LayerNorm: γ as int16 with one scale s_γ, β as int32 in units
+  s_γ·2^−10, multiplier s_γ·2^−10/s_out (see `intref.layernorm`).
+
+`run_int8(qm, x)` runs the int8 model with the integer reference ops (`intref`), optionally keeping
+every layer's output (what the engine compares with the C kernels, layer by layer).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from core.errors import WorkbenchError
+from core.io import Progress, no_progress
+from core.tinyformer import qfloat
+from core.tinyformer.graph import Graph, Op, graph_of
+from core.tinyformer.qmath import (
+    SOFTMAX_OUT_SCALE,
+    SOFTMAX_OUT_ZP,
+)
+
+CALIBRATIONS = ("minmax", "percentile")
+
+
+@dataclass(frozen=True)
+class QuantConfig:
+    """How to calibrate. `input_scale=None` calibrates the input range like any other tensor."""
+
+    calibration: str = "minmax"
+    percentile: float = 99.99
+    calib_batches: int = 8
+    input_scale: float | None = 1.0 / 64.0
+    input_zero_point: int = 0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.calibration not in CALIBRATIONS:
+            from core.errors import unknown
+
+            raise unknown("calibration", self.calibration, CALIBRATIONS)
+        if not 50.0 < self.percentile <= 100.0:
+            raise WorkbenchError(f"percentile {self.percentile} must be in (50, 100]")
+        if self.calib_batches < 1:
+            raise WorkbenchError(f"calib_batches {self.calib_batches} must be at least 1")
+        if self.input_scale is not None and not self.input_scale > 0:
+            raise WorkbenchError(f"input_scale {self.input_scale} must be > 0 (or None to calibrate)")
+        if not -128 <= self.input_zero_point <= 127:
+            raise WorkbenchError(f"input_zero_point {self.input_zero_point} must be an int8 value")
+
+
+@dataclass(frozen=True)
+class QTensor:
+    """Asymmetric int8 quantization of one activation tensor: real = scale·(q − zero_point)."""
+
+    scale: float
+    zero_point: int
+
+    def quantize(self, x: np.ndarray) -> np.ndarray:
+        return np.clip(np.round(np.asarray(x) / self.scale) + self.zero_point, -128, 127).astype(np.int8)
+
+    def dequantize(self, q: np.ndarray) -> np.ndarray:
+        return (np.asarray(q, dtype=np.float64) - self.zero_point) * self.scale
+
+
+@dataclass
+class QOp:
+    """One quantized op: everything the C kernel needs, with the meaning fixed by `intref`.
+
+    weight: int8 in `op.weight_shape` layout (conv (O, kh, kw, I), dw (C, kh, kw, 1), linear (out, in));
+    for layernorm int16 γ_q (D,). bias: int32 (conv/linear bias, layernorm β_q), else None.
+    w_scale: float per out-channel (conv, dw) or shape (1,) (linear, layernorm s_γ), else None.
+    multiplier / shift: int32 arrays — (Cout,) for conv/dw; (1,) for linear, matmuls, layernorm;
+    (3,) for add = [input a, input b, output]; (0,) for softmax, pools and reshape.
+    in_q: one QTensor per input; out_q: the output's. act_min/act_max: int8 clamp bounds.
+    extra: "lut" (int32[256]) for softmax; "left_shift" (20) for add.
+    """
+
+    op: Op
+    weight: np.ndarray | None
+    bias: np.ndarray | None
+    w_scale: np.ndarray | None
+    multiplier: np.ndarray
+    shift: np.ndarray
+    in_q: tuple[QTensor, ...]
+    out_q: QTensor
+    act_min: int = -128
+    act_max: int = 127
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class QuantizedModel:
+    """The int8 model: the graph, one QOp per graph op (same order) and every tensor's QTensor."""
+
+    graph: Graph
+    qops: tuple[QOp, ...]
+    input_q: QTensor
+    output_q: QTensor
+    tensor_q: dict[str, QTensor]
+    arch: dict[str, Any]
+    config: QuantConfig
+
+    def qop(self, name: str) -> QOp:
+        for q in self.qops:
+            if q.op.name == name:
+                return q
+        raise WorkbenchError(f"no quantized op named {name!r}")
+
+
+def qtensor_from_range(lo: float, hi: float) -> QTensor:
+    """Asymmetric int8 parameters for a real range, widened to contain 0 (degenerate -> [0, 1])."""
+    lo, hi = min(float(lo), 0.0), max(float(hi), 0.0)
+    if hi - lo < 1e-8:
+        lo, hi = 0.0, 1.0
+    scale = (hi - lo) / 255.0
+    zp = int(np.clip(np.round(-128.0 - lo / scale), -128, 127))
+    return QTensor(scale, zp)
+
+
+class _RangeObserver:
+    """Collects per-tensor ranges from `qfloat.run_float` (min/max, or per-batch percentiles averaged)."""
+
+    def __init__(self, config: QuantConfig) -> None:
+        self.config = config
+        self.ranges: dict[str, list[tuple[float, float]]] = {}
+        self.gen = torch.Generator().manual_seed(config.seed)
+
+    def __call__(self, name: str, t: torch.Tensor) -> None:
+        flat = t.detach().reshape(-1)
+        if self.config.calibration == "minmax":
+            lo, hi = (float(v) for v in torch.aminmax(flat))
+        else:
+            if flat.numel() > 1_000_000:  # torch.quantile's input limit; a seeded subsample suffices
+                flat = flat[torch.randint(flat.numel(), (1_000_000,), generator=self.gen)]
+            p = self.config.percentile / 100.0
+            lo, hi = (float(v) for v in torch.quantile(flat, torch.tensor([1.0 - p, p], dtype=flat.dtype)))
+        self.ranges.setdefault(name, []).append((lo, hi))
+
+    def qtensor(self, name: str) -> QTensor:
+        rs = np.array(self.ranges[name])
+        if self.config.calibration == "minmax":
+            return qtensor_from_range(rs[:, 0].min(), rs[:, 1].max())
+        return qtensor_from_range(rs[:, 0].mean(), rs[:, 1].mean())
+
+
+def _images(batch: Any) -> torch.Tensor:
+    x = batch[0] if isinstance(batch, list | tuple) else batch
+    if not isinstance(x, torch.Tensor) or x.dim() != 4:
+        raise WorkbenchError("calibration batches must be image tensors (B, C, H, W) or (images, labels)")
+    return x
+
+
+def to_hwc(x: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) images -> (B, H, W, C), the graph's input layout."""
+    return x.permute(0, 2, 3, 1)
+
+
+def quantize(model: torch.nn.Module, arch: dict[str, Any], calib_loader: Any,
+             progress: Progress = no_progress, config: QuantConfig | None = None) -> QuantizedModel:
+    """Quantize `model` (a `build(arch)` model or a supernet) for `arch`; see the module docstring."""
+    from core.tinyformer.quant_ops import quantize_op
+
+    config = config or QuantConfig()
+    graph = graph_of(arch)
+    model = model.eval()
+    params = qfloat.extract_params(model, graph)
+    obs = _RangeObserver(config)
+    seen = 0
+    with torch.no_grad():
+        for batch in calib_loader:
+            x = to_hwc(_images(batch)).to("cpu", torch.float32)  # float32: calibration speed
+            qfloat.run_float(graph, params, x, obs)
+            seen += 1
+            progress(seen, config.calib_batches, "calibrating")
+            if seen >= config.calib_batches:
+                break
+    if seen == 0:
+        raise WorkbenchError("the calibration loader yielded no batches; give it at least one")
+    tq: dict[str, QTensor] = {}
+    tq[graph.input] = (QTensor(config.input_scale, config.input_zero_point) if config.input_scale
+                       else obs.qtensor(graph.input))
+    qops = []
+    for op in graph.ops:
+        ins = tuple(tq[t] for t in op.inputs)
+        if op.kind == "softmax":
+            tq[op.output] = QTensor(SOFTMAX_OUT_SCALE, SOFTMAX_OUT_ZP)
+        elif op.kind in ("reshape", "maxpool", "avgpool"):
+            tq[op.output] = ins[0]
+        else:
+            tq[op.output] = obs.qtensor(op.output)
+        qops.append(quantize_op(op, params.get(op.name), ins, tq[op.output]))
+    progress(config.calib_batches, config.calib_batches, "quantized")
+    return QuantizedModel(graph=graph, qops=tuple(qops), input_q=tq[graph.input], output_q=tq[graph.output],
+                          tensor_q=tq, arch=arch, config=config)
+
+
+def quantize_input(qm: QuantizedModel, images: torch.Tensor | np.ndarray) -> np.ndarray:
+    """Float images (B, C, H, W) -> int8 (B, H, W, C) with the model's input quantization."""
+    x = images.detach().cpu().numpy() if isinstance(images, torch.Tensor) else np.asarray(images)
+    return qm.input_q.quantize(x.transpose(0, 2, 3, 1))  # (B, C, H, W) -> (B, H, W, C)
+
+
+def run_int8(qm: QuantizedModel, x: np.ndarray, trace: bool = False
+             ) -> np.ndarray | tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Run the int8 model on one int8 image (H, W, C) with the `intref` ops.
+
+    Returns the int8 output tensor (graph output shape, e.g. (1, classes)); with `trace=True` also a
+    dict {tensor name: int8 array in its TensorSpec shape} holding the input and every op's output.
+    """
+    from core.tinyformer.quant_ops import run_qop
+
+    x, shapes = np.asarray(x), {t: spec.shape for t, spec in qm.graph.tensors.items()}
+    if x.dtype != np.int8 or x.shape != shapes[qm.graph.input]:
+        raise WorkbenchError(f"run_int8 needs an int8 image of shape {shapes[qm.graph.input]}, "
+                             f"got {x.dtype} {x.shape}")
+    env = {qm.graph.input: x}
+    for q in qm.qops:
+        env[q.op.output] = run_qop(q, [env[t] for t in q.op.inputs]).reshape(shapes[q.op.output])
+    out = env[qm.graph.output]
+    return (out, env) if trace else out
