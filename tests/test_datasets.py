@@ -205,7 +205,9 @@ def test_corrupted_store_raises_and_is_regenerated(tmp_path):
     (path / "zarr.json").write_text("{ not json")
     with pytest.raises(WorkbenchError, match="corrupted.*regenerate"):
         open_dataset(path)
-    regenerated = generate(cfg, cache=tmp_path)  # an invalid store under its own key is regenerated
+    with pytest.raises(WorkbenchError, match="overwrite"):  # never replaced silently
+        generate(cfg, cache=tmp_path)
+    regenerated = generate(cfg, cache=tmp_path, overwrite=True)
     np.testing.assert_array_equal(regenerated.u.values, ds.u.values)
     chunks = sorted((path / "u" / "c").rglob("*"))
     last = [c for c in chunks if c.is_file() and c.relative_to(path / "u" / "c").parts[0] == "2"]
@@ -281,3 +283,21 @@ def test_cache_dir_default_is_the_env_cache(monkeypatch, tmp_path):
     monkeypatch.setenv("WORKBENCH_CACHE", str(tmp_path / "env-cache"))
     assert dataset_path(TINY["kdv1d"]).parent == tmp_path / "env-cache"
     assert os.environ["WORKBENCH_CACHE"].endswith("env-cache")
+
+
+def test_docstring_table_matches_preset_defaults():
+    """The table in core.datasets' docstring is what `preset_defaults` resolves to."""
+    import core.datasets
+
+    rows = [r.split("|")[1:-1] for r in core.datasets.__doc__.splitlines()
+            if r.startswith("| ") and r.split("|")[1].strip() in SYSTEMS]
+    assert len(rows) == len(SYSTEMS) * len(PRESETS)
+    for row in rows:
+        name, preset, dt, fine, k, dt_coarse, n_coarse, t_end, bursts, warmup = (c.strip() for c in row)
+        d = preset_defaults(name, preset)
+        assert float(dt) == pytest.approx(d["solver_dt"]) and int(k) == d["k"]
+        assert fine == f"{fine.split()[0]} ({d['dt_mult']})"
+        assert float(fine.split()[0]) == pytest.approx(d["dt_fine"])
+        assert float(dt_coarse) == pytest.approx(d["dt_coarse"]) and int(n_coarse) == d["n_coarse"]
+        assert float(t_end) == pytest.approx(d["t_end"]) and int(bursts) == d["n_bursts"]
+        assert d["warmup"] == (0 if warmup == "0" else int(warmup.split("(")[1].rstrip(")")))

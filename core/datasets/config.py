@@ -26,29 +26,37 @@ from core.io import to_jsonable
 #: bump when the generator's output changes for the same config (it is part of every key)
 GENERATOR_VERSION = "1"
 
-#: Preset defaults per (system, preset). `dt_mult` is m (δt = m·solver dt), `warmup` counts solver
-#: steps. Chosen so that 8 `cpu` trajectories of any system take well under a minute on one core
-#: (measured numbers in the module docstring of core.datasets).
-_DEFAULTS: dict[str, dict[str, dict[str, int]]] = {
+#: Preset defaults per (system, preset), in physical units so that they survive a change of the
+#: solver dt: `dt_fine` is a target δt (rounded to the nearest multiple m >= 1 of the solver dt),
+#: `t_warmup` the discarded time before t = 0. Chosen so that 8 `cpu` trajectories of any system
+#: take well under a minute on one core (measured numbers in the core.datasets docstring).
+_DEFAULTS: dict[str, dict[str, dict[str, float]]] = {
+    # solitons (speed ≈ 2·amplitude) cross the L = 40 domain about once over T = 40
     "kdv1d": {
-        "cpu": dict(dt_mult=10, k=5, n_coarse=201, n_bursts=4, warmup=0),
-        "paper": dict(dt_mult=10, k=5, n_coarse=401, n_bursts=8, warmup=0),
+        "cpu": dict(dt_fine=0.04, k=5, n_coarse=201, n_bursts=4, t_warmup=0.0),
+        "paper": dict(dt_fine=0.04, k=5, n_coarse=401, n_bursts=8, t_warmup=0.0),
     },
+    # the random field decays to about half its spread over T = 1 (cpu) / 2 (paper)
     "burgers2d": {
-        "cpu": dict(dt_mult=4, k=5, n_coarse=101, n_bursts=4, warmup=0),
-        "paper": dict(dt_mult=10, k=10, n_coarse=201, n_bursts=8, warmup=0),
+        "cpu": dict(dt_fine=0.002, k=5, n_coarse=101, n_bursts=4, t_warmup=0.0),
+        "paper": dict(dt_fine=0.002, k=5, n_coarse=201, n_bursts=8, t_warmup=0.0),
     },
+    # noise grows into patterns between t = 2 and t = 8; δt = 0.002 sits at the forward-Euler limit
+    # of the D_v = 100 diffusion for a micro step (2 / (D_v·λ_max) ≈ 0.0019 at dx = 1)
     "fhn2d": {
-        "cpu": dict(dt_mult=1, k=10, n_coarse=101, n_bursts=4, warmup=1000),
-        "paper": dict(dt_mult=1, k=10, n_coarse=401, n_bursts=8, warmup=2500),
+        "cpu": dict(dt_fine=0.002, k=10, n_coarse=101, n_bursts=4, t_warmup=3.0),
+        "paper": dict(dt_fine=0.002, k=10, n_coarse=301, n_bursts=8, t_warmup=3.0),
     },
+    # seeds split after the warmup and spots fill the domain by t ≈ 750; δt = 0.5 keeps a
+    # forward-Euler micro step stable for D_u (δt <= 0.57 at dx = 1/128)
     "grayscott2d": {
-        "cpu": dict(dt_mult=2, k=10, n_coarse=201, n_bursts=4, warmup=2000),
-        "paper": dict(dt_mult=2, k=10, n_coarse=401, n_bursts=8, warmup=4000),
+        "cpu": dict(dt_fine=0.5, k=10, n_coarse=201, n_bursts=4, t_warmup=100.0),
+        "paper": dict(dt_fine=0.5, k=10, n_coarse=401, n_bursts=8, t_warmup=200.0),
     },
+    # the 3D pattern forms by t ≈ 300 and then oscillates with a period of about 200
     "grayscott3d": {
-        "cpu": dict(dt_mult=2, k=10, n_coarse=101, n_bursts=4, warmup=1000),
-        "paper": dict(dt_mult=2, k=10, n_coarse=201, n_bursts=8, warmup=2000),
+        "cpu": dict(dt_fine=1.0, k=10, n_coarse=51, n_bursts=4, t_warmup=100.0),
+        "paper": dict(dt_fine=1.0, k=10, n_coarse=201, n_bursts=8, t_warmup=100.0),
     },
 }
 
@@ -70,24 +78,27 @@ def _system(name: str, preset: str, overrides: tuple[tuple[str, Any], ...] = ())
 def preset_defaults(system: str, preset: str) -> dict[str, Any]:
     """The defaults a `DatasetConfig` resolves to for `system` at `preset`.
 
-    Returns a dict with `dt_fine` (= dt_mult · solver dt), `dt_mult`, `k`, `dt_coarse` (= k·δt),
+    Returns a dict with `dt_fine` (= dt_mult · solver dt, the multiple of the solver dt nearest to
+    the table's target), `dt_mult`, `k`, `dt_coarse` (= k·δt),
     `n_coarse`, `n_bursts`, `burst_len` (= 2k fine steps: two coarse intervals per burst), `warmup`
     (solver steps), `ic` (the system's default initial condition), `solver_dt` and the horizon
     `t_end` = (n_coarse − 1)·Δt.
     """
-    sysobj = _system(system, preset)
-    table = _DEFAULTS.get(system, {}).get(preset)
+    return _defaults_for(_system(system, preset), preset)
+
+
+def _defaults_for(sysobj, preset: str) -> dict[str, Any]:
+    """`preset_defaults` for a concrete (possibly overridden) system: δt and warmup follow its dt."""
+    table = _DEFAULTS.get(sysobj.name, {}).get(preset)
     if table is None:
-        raise unknown("preset for datasets of " + system, preset, sorted(_DEFAULTS.get(system, {})))
-    dt_fine = table["dt_mult"] * sysobj.dt
+        raise unknown("preset for datasets of " + sysobj.name, preset, sorted(_DEFAULTS.get(sysobj.name, {})))
+    m = max(1, round(table["dt_fine"] / sysobj.dt))
+    k, n_coarse = int(table["k"]), int(table["n_coarse"])
     return {
-        **table,
-        "solver_dt": sysobj.dt,
-        "dt_fine": dt_fine,
-        "dt_coarse": table["k"] * dt_fine,
-        "t_end": (table["n_coarse"] - 1) * table["k"] * dt_fine,
-        "burst_len": 2 * table["k"],
-        "ic": sysobj.ic_kinds[0],
+        "dt_mult": m, "dt_fine": m * sysobj.dt, "k": k, "dt_coarse": k * m * sysobj.dt,
+        "n_coarse": n_coarse, "t_end": (n_coarse - 1) * k * m * sysobj.dt,
+        "n_bursts": int(table["n_bursts"]), "burst_len": 2 * k,
+        "warmup": round(table["t_warmup"] / sysobj.dt), "ic": sysobj.ic_kinds[0], "solver_dt": sysobj.dt,
     }
 
 
@@ -163,9 +174,9 @@ class DatasetConfig:
 
     def resolved(self) -> DatasetConfig:
         """This config with every None replaced by the preset default, validated as a whole."""
-        d = preset_defaults(self.system, self.preset)
         system = self.solver()
-        dt_fine = self.dt_fine if self.dt_fine is not None else d["dt_mult"] * system.dt
+        d = _defaults_for(system, self.preset)
+        dt_fine = self.dt_fine if self.dt_fine is not None else d["dt_fine"]
         m = dt_fine / system.dt
         if round(m) < 1 or not math.isclose(m, round(m), rel_tol=1e-9, abs_tol=1e-9):
             raise WorkbenchError(f"dt_fine={dt_fine:g} must be a positive integer multiple of the solver "

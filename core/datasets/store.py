@@ -77,10 +77,11 @@ def generate(config: DatasetConfig, progress: Progress = no_progress, scheduler:
     """Generate (or reuse) the dataset of `config` and return it lazily reopened from zarr.
 
     If a valid store for the config's key exists it is returned without recomputing (unless
-    `overwrite`). Otherwise trajectories run in this process (`scheduler=None`) or as one Dask task
-    each (`scheduler` = "tcp://host:port", "local" for a throw-away 2-worker LocalCluster, or a
-    `distributed.Client`); each finished trajectory is written into a temporary store, which is
-    renamed into place only when all are written, so a failure never leaves a partial store.
+    `overwrite`); an invalid one raises WorkbenchError unless `overwrite`. Otherwise trajectories
+    run in this process (`scheduler=None`) or as one Dask task each (`scheduler` =
+    "tcp://host:port", "local" for a throw-away 2-worker LocalCluster, or a `distributed.Client`);
+    each finished trajectory is written into a temporary store, which is renamed into place only
+    when all are written, so a failure never leaves a partial store.
     `progress(done, total, message)` counts solver steps.
     """
     cfg = config.resolved()
@@ -89,8 +90,8 @@ def generate(config: DatasetConfig, progress: Progress = no_progress, scheduler:
     if path.exists() and not overwrite:
         try:
             return open_dataset(path)
-        except WorkbenchError:
-            pass  # an invalid store under the config's own key is simply regenerated
+        except WorkbenchError as exc:  # never replace a user's store silently: ask for --overwrite
+            raise WorkbenchError(f"{exc} (or pass overwrite=True / --overwrite to replace it)") from exc
     tmpl = template(cfg)
     fields = tuple(tmpl.attrs["fields"])
     results = _in_process(cfg, progress) if scheduler is None else _on_dask(cfg, scheduler, progress)
