@@ -72,13 +72,16 @@ class DataMeta:
         """Read the metadata from a ``core.datasets`` xarray dataset (attrs + coordinates)."""
         attrs = ds.attrs
         dims = [d for d in ("z", "y", "x") if d in ds.dims]
-        fields = tuple(str(v) for v in ds.data_vars if not str(v).endswith("_fine"))
-        dx = []
-        for d in dims:
-            c = ds[d].values
-            if len(c) < 2:
-                raise WorkbenchError(f"coordinate {d!r} has fewer than 2 points; cannot infer dx")
-            dx.append(float(c[1] - c[0]))
+        fields = tuple(str(v) for v in attrs.get("fields", [])) or tuple(
+            str(v) for v in ds.data_vars if not str(v).endswith("_fine"))
+        dx = [float(v) for v in attrs.get("dx", [])]
+        if len(dx) != len(dims):  # no (or inconsistent) attribute: infer from the cell coordinates
+            dx = []
+            for d in dims:
+                c = ds[d].values
+                if len(c) < 2:
+                    raise WorkbenchError(f"coordinate {d!r} has fewer than 2 points; cannot infer dx")
+                dx.append(float(c[1] - c[0]))
         dt_fine = float(attrs["dt_fine"])
         k = int(attrs["k"])
         key = str(attrs.get("key", attrs.get("config_hash", attrs.get("dataset_key", ""))))

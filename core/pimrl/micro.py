@@ -12,7 +12,9 @@
   representable.
 * h = δt / substeps: forward Euler is only stable for h·D·λ_max ≤ 2 with λ_max = ndim·(16/3)/dx² for
   the 4th-order Laplacian, so each δt is split into `substeps` Euler steps chosen (when not given)
-  to keep h·D·λ_max ≤ 1 for twice the initial guess of D (room for the coefficient to grow).
+  as ceil(δt·D₀·λ_max): stable while the learned D stays below twice the initial guess D₀.
+  Dispersive systems (KdV) have no diffusion to bound h; give `substeps` explicitly there (the
+  registry does), since Euler amplifies oscillatory modes by sqrt(1 + (hω)²) per step.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from core.pimrl.base import DataMeta, periodic_conv
 class MicroConfig:
     """Π-block cell hyper-parameters. `diffusion`: initial D per field (None: guess from the system)."""
 
-    hidden: int = 16
+    hidden: int = 12
     branches: int = 3
     kernel: int = 5
     diffusion: tuple[float, ...] | None = None
@@ -114,7 +116,7 @@ class MicroCell(torch.nn.Module):
             self.mix.weight.mul_(0.1)
             self.mix.bias.zero_()
         lam = meta.ndim * (16.0 / 3.0) / min(meta.dx) ** 2
-        auto = math.ceil(meta.dt_fine * 2.0 * max(d0, default=0.0) * lam)
+        auto = math.ceil(meta.dt_fine * max(d0, default=0.0) * lam - 1e-9)
         self.substeps = int(config.substeps or max(1, auto))
 
     @property

@@ -28,28 +28,48 @@ _CLASSES: dict[str, type[Surrogate]] = {
     "micro": MicroOnly, "macro": PIMRL, "pimrl_nomp": PIMRL,
 }
 
-#: PIMRL cycle length N per system (micro step then N−1 macro steps); chosen by measurement, see
-#: core/pimrl/README notes in the benchmark result and the report: longer cycles are faster.
+#: PIMRL cycle length N per system (one micro step, then N−1 macro steps). Longer cycles are cheaper
+#: (the micro step costs k·substeps Π-block evaluations) but lean more on the data-driven module;
+#: `python -m core bench pimrl --cycles 2,4,8` measures the trade-off (data/results/bench_pimrl_cycle.md).
 CYCLE: dict[str, int] = {"kdv1d": 4, "burgers2d": 4, "fhn2d": 4, "grayscott2d": 4, "grayscott3d": 4}
+
+#: Euler substeps per δt where the diffusion-based automatic choice does not apply: KdV has no
+#: diffusion, and its dispersive/advective modes need h = δt/10 (hω ≲ 1 for the resolved solitons).
+SUBSTEPS: dict[str, int] = {"kdv1d": 10}
+
+
+def _micro_default(meta: DataMeta) -> MicroConfig:
+    # 3D: 3-point kernels and 8 channels keep a 24³ Π-block step cheap on a CPU core
+    if meta.ndim == 3:
+        return MicroConfig(hidden=8, kernel=3, substeps=SUBSTEPS.get(meta.system))
+    return MicroConfig(hidden=12, kernel=5, substeps=SUBSTEPS.get(meta.system))
 
 
 def _macro_default(meta: DataMeta) -> MacroConfig:
     # ×4 downsampling on the larger 2D grids keeps the latent ConvLSTM cheap; 3D and 1D use ×2
     down = 4 if meta.ndim == 2 and min(meta.n) >= 64 else 2
-    return MacroConfig(down=down if all(n % down == 0 for n in meta.n) else 1)
+    latent = 16 if meta.ndim == 3 else 32
+    return MacroConfig(latent=latent, width=12 if meta.ndim == 3 else 16,
+                       down=down if all(n % down == 0 for n in meta.n) else 1)
+
+
+def _fno_default(meta: DataMeta) -> FNOConfig:
+    # modes × width sized so a checkpoint stays well below 2 MB (complex weights: 2·w²·Π modes per layer)
+    modes, width = {1: (16, 32), 2: (8, 16), 3: (4, 12)}[meta.ndim]
+    return FNOConfig(modes=min(modes, max(1, min(meta.n) // 2)), width=width)
 
 
 def default_config(name: str, meta: DataMeta) -> Any:
     """The default (cpu-sized) config of model `name` for data `meta`."""
     if name not in _CLASSES:
         raise unknown("model", name, MODELS + ABLATIONS)
-    micro = MicroConfig(kernel=5 if meta.ndim < 3 else 3)
+    micro = _micro_default(meta)
     if name in ("percnn", "micro"):
         return micro
     if name == "convlstm":
         return _macro_default(meta)
     if name == "fno":
-        return FNOConfig(modes=min(12, min(meta.n) // 2), width=24 if meta.ndim < 3 else 12)
+        return _fno_default(meta)
     cfg = PIMRLConfig(micro=micro, macro=_macro_default(meta), cycle=CYCLE.get(meta.system, 4))
     if name == "macro":
         return dataclasses.replace(cfg, use_micro=False)
