@@ -8,7 +8,7 @@ matmuls, softmax, LayerNorm, add, pooling) live in `kernels/se_ops.c` and are co
 
 Scratch (bytes, placed in the activation arena by the memory planner):
 
-    dense conv2d/linear:  2 im2col columns of K = kh·kw·Cin q15 values        4·K
+    dense conv2d/linear:  2 im2col columns of K4 = 4·⌈kh·kw·Cin/4⌉ q15 values  4·K4
     sparse conv2d/linear, sparse dwconv2d: one int32 accumulator per pixel    4·Ho·Wo
     matmul_qk:  q15 K_h (Nk rows) + 2 q15 Q rows, rows padded to K4 = ⌈d/4⌉·4   2·K4·(Nk + 2)
     matmul_av:  q15 V_hᵀ (d rows) + 2 q15 P rows, K4 = ⌈Nk/4⌉·4                 2·K4·(d + 2)
@@ -109,7 +109,7 @@ def emit(keys: list[KernelKey], out_dir: Path) -> list[Path]:
 
 def conv_scratch(kh: int, kw: int, cin: int, npix: int, sparse: bool) -> int:
     """Scratch bytes of a conv2d/linear kernel (see the module docstring)."""
-    return 4 * npix if sparse else 4 * kh * kw * cin
+    return 4 * npix if sparse else 4 * (-(-kh * kw * cin // 4) * 4)
 
 
 def matmul_qk_scratch(nk: int, d: int) -> int:

@@ -82,6 +82,21 @@ def lower_op(qop: Any, graph: Any, fmt: WeightFormat) -> Lowered:
     return low
 
 
+def pack_dense(w4: np.ndarray) -> np.ndarray:
+    """(Cout, kh, kw, Cin) int8 -> the dense conv kernel's layout (see templates/conv2d.c.tmpl).
+
+    Rows are zero-padded to K4 = 4·⌈K/4⌉ and the channel count to even; then per channel pair and
+    per group of 4 taps the two channels' 4 weights follow each other.
+    """
+    cout = w4.shape[0]
+    rows = w4.reshape(cout, -1)  # (Cout, K)
+    k4 = -(-rows.shape[1] // 4) * 4
+    padded = np.zeros((cout + cout % 2, k4), np.int8)
+    padded[:cout, :rows.shape[1]] = rows
+    pairs = padded.reshape(-1, 2, k4 // 4, 4)  # (Cout/2, 2, K4/4, 4)
+    return pairs.transpose(0, 2, 1, 3).ravel()  # (Cout/2, K4/4, 2, 4)
+
+
 def _conv_like(qop: Any, shapes: list, out_shape: tuple, fmt: WeightFormat) -> Lowered:
     """conv2d and linear (a 1×1 conv over tokens: H = 1, W = N)."""
     from core.tinyformer import sparse
@@ -113,7 +128,7 @@ def _conv_like(qop: Any, shapes: list, out_shape: tuple, fmt: WeightFormat) -> L
         arrays.append((f"{ident}_w", "uint8_t", enc))
         key = KernelKey("sparse_conv2d", kh, kw, stride, pad, fmt.block)
     else:
-        arrays.append((f"{ident}_w", "int8_t", w4.ravel()))
+        arrays.append((f"{ident}_w", "int8_t", pack_dense(w4)))
         key = KernelKey("conv2d", kh, kw, stride, pad)
     scratch = conv_scratch(kh, kw, cin, ho * wo, fmt.sparse)
     scratch_t = "int32_t" if fmt.sparse else "int16_t"
@@ -217,9 +232,13 @@ def _layernorm(qop: Any, shapes: list, out_shape: tuple, fmt: WeightFormat) -> L
 
 
 def _add(qop: Any, shapes: list, out_shape: tuple, fmt: WeightFormat) -> Lowered:
+    """quant.QOp convention: multiplier/shift = [input a, input b, output] (TFLite ADD, left shift 20)."""
     op = qop.op
     ident = _c_ident(op.name)
-    p = [int(_extra(qop, k)) for k in ("a_mult", "a_shift", "b_mult", "b_shift", "out_mult", "out_shift")]
+    m, s = np.ravel(qop.multiplier), np.ravel(qop.shift)
+    if m.size != 3 or s.size != 3:
+        raise WorkbenchError(f"layer {op.name!r} (add) needs 3 multipliers and shifts [a, b, out], got {m.size}")
+    p = [int(m[0]), int(s[0]), int(m[1]), int(s[1]), int(m[2]), int(s[2])]
     n = int(np.prod(out_shape))
 
     def call(addr: Callable[[str], str]) -> str:

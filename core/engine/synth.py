@@ -6,50 +6,40 @@ quantization parameters (multipliers from `qmath.quantize_multiplier` of a scale
 in range). Ops with two inputs get them from one `(N, 2·D)` graph input through two exact selector
 layers (`linear` with an identity block and multiplier 1.0, so they copy their half bit for bit).
 
-`reference_op(qop, inputs)` evaluates one op with `core.tinyformer.intref` — the truth the C
-kernels are compared with.
+The reference the C kernels are compared with is `core.tinyformer.quant_ops.run_qop` (intref).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 
-from core.errors import WorkbenchError, unknown
-from core.tinyformer import intref, qmath
+from core.errors import unknown
+from core.tinyformer import qmath
 from core.tinyformer.graph import Graph, Op, TensorSpec
+from core.tinyformer.quant import QOp, QTensor
+
+QT = QTensor
+_NONE = np.zeros(0, np.int32)
 
 
-@dataclass(frozen=True)
-class QT:
-    """Quantization of one activation tensor (same fields as quant.QTensor)."""
-
-    scale: float
-    zero_point: int
-
-
-@dataclass
-class SynthQOp:
-    """A quantized op with the fields of quant.QOp that the engine reads."""
-
-    op: Op
-    weight: np.ndarray | None = None
-    bias: np.ndarray | None = None
-    multiplier: np.ndarray | int = 0
-    shift: np.ndarray | int = 0
-    in_q: tuple[QT, ...] = ()
-    out_q: QT = QT(1.0, 0)
-    act_min: int = -128
-    act_max: int = 127
-    extra: dict = field(default_factory=dict)
+def SynthQOp(op: Op, weight: np.ndarray | None = None, bias: np.ndarray | None = None,  # noqa: N802
+             multiplier: np.ndarray = _NONE, shift: np.ndarray = _NONE, in_q: tuple[QTensor, ...] = (),
+             out_q: QTensor = QTensor(1.0, 0), act_min: int = -128, act_max: int = 127,
+             extra: dict | None = None) -> QOp:
+    """A `quant.QOp` with the fields the engine and `run_qop` read (w_scale is not needed)."""
+    return QOp(op=op, weight=weight, bias=bias, w_scale=None, multiplier=np.atleast_1d(multiplier),
+               shift=np.atleast_1d(shift), in_q=in_q, out_q=out_q, act_min=act_min, act_max=act_max,
+               extra=extra or {})
 
 
 @dataclass
 class SynthModel:
+    """A graph and its quantized ops (the two fields of quant.QuantizedModel the engine reads)."""
+
     graph: Graph
-    qops: tuple[SynthQOp, ...]
+    qops: tuple[QOp, ...]
 
 
 KINDS = ("conv2d", "dwconv2d", "linear", "matmul_qk", "matmul_av", "softmax", "layernorm", "add", "maxpool",
@@ -146,7 +136,10 @@ def single_op(kind: str, rng: np.random.Generator, *, h: int = 6, w: int = 6, ci
             op = Op("layer", "add", (a_name, b_name), add_tensor("layer", (n, width)), {"act": act})
             qb = QT(float(rng.uniform(0.02, 0.1)), qin.zero_point)
             par = qmath.add_multipliers(qa.scale, qb.scale, qout.scale)
-            qops.append(SynthQOp(op, in_q=(qa, qb), out_q=qout, act_min=lo, act_max=hi, extra=par))
+            mult = np.array([par["a_mult"], par["b_mult"], par["out_mult"]], np.int32)
+            shift = np.array([par["a_shift"], par["b_shift"], par["out_shift"]], np.int32)
+            qops.append(SynthQOp(op, None, None, mult, shift, (qa, qb), qout, lo, hi,
+                                 {"left_shift": qmath.ADD_LEFT_SHIFT}))
             return SynthModel(_graph(tensors, qops, x), tuple(qops))
         qops.append(SynthQOp(op, None, None, m, s, (qa, qa), qout, lo, hi))
     elif kind == "softmax":
@@ -175,37 +168,8 @@ def _graph(tensors: dict[str, TensorSpec], qops: list[SynthQOp], inp: str) -> Gr
     return Graph(tensors=dict(tensors), ops=tuple(q.op for q in qops), input=inp, output=qops[-1].op.output)
 
 
-def reference_op(qop: Any, inputs: list[np.ndarray]) -> np.ndarray:
-    """intref's result of `qop` on `inputs` (int8 arrays in the graph's shapes)."""
-    op = qop.op
-    zp = [int(q.zero_point) for q in qop.in_q]
-    rq = {"out_zp": int(qop.out_q.zero_point), "act_min": int(qop.act_min), "act_max": int(qop.act_max)}
-    if op.kind in ("conv2d", "dwconv2d"):
-        f = intref.conv2d if op.kind == "conv2d" else intref.dwconv2d
-        return f(inputs[0], qop.weight, qop.bias, in_zp=zp[0], mult=qop.multiplier, shift=qop.shift,
-                 stride=op.attrs.get("stride", 1), pad=op.attrs.get("pad", 0), **rq)
-    if op.kind == "linear":
-        return intref.linear(inputs[0], qop.weight, qop.bias, in_zp=zp[0], mult=qop.multiplier,
-                             shift=qop.shift, **rq)
-    m, s = int(np.ravel(qop.multiplier)[0]), int(np.ravel(qop.shift)[0])
-    if op.kind == "matmul_qk":
-        return intref.matmul_qk(inputs[0], inputs[1], heads=op.attrs["heads"], q_zp=zp[0], k_zp=zp[1], mult=m,
-                                shift=s, **rq)
-    if op.kind == "matmul_av":
-        return intref.matmul_av(inputs[0], inputs[1], p_zp=zp[0], v_zp=zp[1], mult=m, shift=s, **rq)
-    if op.kind == "softmax":
-        return intref.softmax(inputs[0], qop.extra["lut"])
-    if op.kind == "layernorm":
-        return intref.layernorm(inputs[0], qop.weight, qop.bias, mult=m, shift=s, **rq)
-    if op.kind == "add":
-        return intref.add(inputs[0], inputs[1], a_zp=zp[0], b_zp=zp[1], **{k: int(v) for k, v in qop.extra.items()},
-                          **rq)
-    if op.kind == "maxpool":
-        return intref.maxpool(inputs[0], kernel=op.attrs["kernel"], stride=op.attrs.get("stride"),
-                              act_min=rq["act_min"], act_max=rq["act_max"])
-    if op.kind == "avgpool":
-        h, w, c = inputs[0].shape
-        return intref.avgpool(inputs[0], kernel=(h, w), act_min=rq["act_min"], act_max=rq["act_max"]).reshape(1, c)
-    if op.kind == "reshape":
-        return inputs[0]
-    raise WorkbenchError(f"no integer reference for op kind {op.kind!r} (layer {op.name!r})")
+def reference_op(qop: QOp, inputs: list[np.ndarray]) -> np.ndarray:
+    """The integer reference (`quant_ops.run_qop`, i.e. intref) of `qop` on int8 `inputs`."""
+    from core.tinyformer.quant_ops import run_qop
+
+    return run_qop(qop, inputs)

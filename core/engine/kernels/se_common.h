@@ -34,15 +34,47 @@ SE_INLINE int32_t se_rdbp(int32_t x, int32_t exponent) {
 SE_INLINE int32_t se_mbqm(int32_t x, int32_t mult, int32_t shift) {
   const int32_t left = shift > 0 ? shift : 0;
   const int32_t right = shift > 0 ? 0 : -shift;
-  return se_rdbp(se_srdhm((int32_t)((uint32_t)x << left), mult), right);
+  if (left) {
+    const int64_t wide = (int64_t)x * (int64_t)(1u << left);
+    x = wide > INT32_MAX ? INT32_MAX : (wide < INT32_MIN ? INT32_MIN : (int32_t)wide);
+  }
+  return se_rdbp(se_srdhm(x, mult), right);
+}
+
+/* Per-channel requantization constants, prepared once per output channel (hoisted out of pixel loops). */
+typedef struct {
+  int32_t mult, left, right, mask, threshold;
+} se_rq_t;
+
+SE_INLINE se_rq_t se_rq_prepare(int32_t mult, int32_t shift) {
+  se_rq_t rq;
+  rq.mult = mult;
+  rq.left = shift > 0 ? shift : 0;
+  rq.right = shift > 0 ? 0 : -shift;
+  rq.mask = (int32_t)((1u << rq.right) - 1u);
+  rq.threshold = rq.mask >> 1;
+  return rq;
+}
+
+/* = se_requant(acc, mult, shift, ...) for a non-negative Q31 multiplier (qmath.quantize_multiplier
+ * never gives a negative one, so SRDHM's INT32_MIN * INT32_MIN saturation cannot occur). A positive
+ * shift saturates the shifted accumulator to int32, as qmath.multiply_by_quantized_multiplier does. */
+SE_INLINE int8_t se_rq_apply(int32_t acc, se_rq_t rq, int32_t out_zp, int32_t act_min, int32_t act_max) {
+  int32_t x = acc;
+  if (__builtin_expect(rq.left != 0, 0)) {
+    const int64_t wide = (int64_t)x * (int64_t)(1u << rq.left);
+    x = wide > INT32_MAX ? INT32_MAX : (wide < INT32_MIN ? INT32_MIN : (int32_t)wide);
+  }
+  const int32_t t = (int32_t)(((int64_t)x * rq.mult + (1ll << 30)) >> 31);
+  int32_t v = (t >> rq.right) + ((t & rq.mask) > rq.threshold + (int32_t)((uint32_t)t >> 31)) + out_zp;
+  v = v < act_min ? act_min : v;
+  v = v > act_max ? act_max : v;
+  return (int8_t)v;
 }
 
 SE_INLINE int8_t se_requant(int32_t acc, int32_t mult, int32_t shift, int32_t out_zp, int32_t act_min,
                             int32_t act_max) {
-  int32_t v = se_mbqm(acc, mult, shift) + out_zp;
-  v = v < act_min ? act_min : v;
-  v = v > act_max ? act_max : v;
-  return (int8_t)v;
+  return se_rq_apply(acc, se_rq_prepare(mult, shift), out_zp, act_min, act_max);
 }
 
 /* 4 int8 from memory (unaligned is fine on the M7) */
