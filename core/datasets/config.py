@@ -157,14 +157,15 @@ class DatasetConfig:
         object.__setattr__(self, "overrides", norm)
         if not isinstance(self.n_samples, int) or self.n_samples < 2:
             raise WorkbenchError(f"n_samples={self.n_samples!r} must be an integer >= 2 (1 train + 1 test)")
-        if self.dt_fine is not None and not (isinstance(self.dt_fine, int | float) and self.dt_fine > 0):
-            raise WorkbenchError(f"dt_fine={self.dt_fine!r} must be a positive multiple of the solver dt")
         for name, low in (("k", 1), ("n_coarse", 2), ("n_bursts", 1), ("burst_len", 1), ("warmup", 0)):
             val = getattr(self, name)
             if val is not None and (not isinstance(val, int) or isinstance(val, bool) or val < low):
                 raise WorkbenchError(f"{name}={val!r} must be an integer >= {low}")
         _check_splits(self.splits, self.n_samples)
         system = _system(self.system, self.preset, self.overrides)
+        if self.dt_fine is not None and not (isinstance(self.dt_fine, int | float) and self.dt_fine > 0):
+            raise WorkbenchError(f"dt_fine={self.dt_fine!r} must be a positive multiple of the solver "
+                                 f"dt={system.dt:g} of {self.system}")
         if self.ic is not None and self.ic not in system.ic_kinds:
             raise unknown(f"initial condition for {self.system}", self.ic, system.ic_kinds)
 
