@@ -1,0 +1,202 @@
+"""End-to-end SparseNAS run and the candidates table (pandas -> parquet).
+
+Columns: id (0 = best search fitness), arch (JSON), dataset, accuracy (float top-1 on the search's
+held-out slice of the training split, supernet weights, pruned, BN recalibrated), accuracy_test
+(float top-1 on the test split after fine-tuning; NaN when not fine-tuned), accuracy_int8 (int8
+integer-reference top-1 on the first `int8_size` test images; NaN when not computed), finetuned,
+macs, params, flash_bytes, sram_bytes, flash_kb, sram_kb, n_sparse_layers, sparsity (JSON
+{op: achieved fraction of zero weights}), block (JSON {op: b}), storage (JSON {op: "sparse"|"dense"}),
+generation. Fine-tuned weights of the top candidates go to `finetuned.pt` next to the table.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+
+from core.errors import WorkbenchError
+from core.io import Progress, atomic_path, no_progress
+from core.tinyformer import prune
+from core.tinyformer.model import TinyFormerNet, build, extract
+from core.tinyformer.sparsenas import Evaluator, SearchConfig, search
+from core.tinyformer.supernet import accuracy, load_checkpoint, load_images, recalibrate_bn
+
+
+def int8_accuracy(
+    model: torch.nn.Module, arch: dict[str, Any], calib: torch.Tensor, x: torch.Tensor, y: torch.Tensor
+) -> float:
+    """Top-1 of the int8 model (core.tinyformer.quant, integer reference); NaN if quant is absent."""
+    try:
+        from core.tinyformer.quant import evaluate_int8, quantize
+    except ImportError:
+        return math.nan
+    if len(y) == 0:
+        return math.nan
+    qm = quantize(model, arch, [(calib[i : i + 64],) for i in range(0, len(calib), 64)])
+    return float(evaluate_int8(qm, [(x, y)]).int8_accuracy)
+
+
+def _finetune_top(
+    sup: TinyFormerNet,
+    genome: dict[str, Any],
+    cfg: SearchConfig,
+    ev: Evaluator,
+    train: tuple[torch.Tensor, torch.Tensor],
+    test: tuple[torch.Tensor, torch.Tensor],
+) -> tuple[TinyFormerNet, dict[str, Any]]:
+    g, _, _, _ = ev.cost(genome)
+    model = extract(sup, genome["arch"])
+    masks = prune.finetune(
+        model, g, genome["sparsity"], genome["block"], train[0], train[1], cfg.finetune_steps, seed=cfg.seed
+    )
+    recalibrate_bn(model, ev.calib)
+    prune.apply_masks(model, g, masks)
+    info = _exact_cost(model, g, genome)
+    info["accuracy_test"] = accuracy(model, *test)
+    n = min(cfg.int8_size, len(test[1]))
+    info["accuracy_int8"] = int8_accuracy(model, genome["arch"], ev.calib, test[0][:n], test[1][:n])
+    return model, info
+
+
+def _exact_cost(model: TinyFormerNet, g: Any, genome: dict[str, Any]) -> dict[str, Any]:
+    from core.tinyformer import cost, sparse
+
+    wb, fmt, achieved = {}, {}, {}
+    for op in prune.prunable_ops(g):
+        w = prune.deploy_weight(model, op)
+        fmt[op.name], wb[op.name] = sparse.storage_bytes(w, genome["block"][op.name])
+        achieved[op.name] = float((w == 0).mean())
+    return {"flash_bytes": cost.flash_bytes(g, wb), "format": fmt, "achieved": achieved}
+
+
+def run_sparsenas(
+    checkpoint: Path | str,
+    cfg: SearchConfig,
+    root: Path | str | None = None,
+    progress: Progress = no_progress,
+    out_dir: Path | None = None,
+) -> pd.DataFrame:
+    """Search with the supernet in `checkpoint`; return the candidates table (best first).
+
+    Fine-tuned weights of the top candidates are written to `out_dir/finetuned.pt` when given.
+    """
+    torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    sup, space, meta = load_checkpoint(checkpoint)
+    sup.eval()
+    if meta["dataset"] != cfg.dataset:
+        raise WorkbenchError(
+            f"the supernet was trained on {meta['dataset']!r}, not {cfg.dataset!r}; "
+            "search on the dataset it was trained on"
+        )
+    n_train = meta["train"]["train_size"]
+    x, y = load_images(cfg.dataset, "train", None, space.resolution, root)
+    if n_train + cfg.val_size > len(y):
+        raise WorkbenchError(
+            f"val_size {cfg.val_size} + supernet train_size {n_train} exceed the {len(y)} training images"
+        )
+    train = (x[:n_train], y[:n_train])
+    val = (x[len(y) - cfg.val_size :], y[len(y) - cfg.val_size :])  # held out: never seen in training
+    test = load_images(cfg.dataset, "test", cfg.test_size, space.resolution, root)
+    ev = Evaluator(sup, cfg, train[0][: cfg.calib_size], *val)
+    t0 = time.monotonic()
+    born = search(space, cfg, ev, progress)
+    search_s = time.monotonic() - t0
+    keys = sorted(born, key=lambda k: -ev.cache[k]["accuracy"])
+    total = cfg.population * cfg.generations + cfg.finetune_top
+    rows, finetuned = [], {}
+    for rank, key in enumerate(keys):
+        genome, info = json.loads(key), dict(ev.cache[key])
+        info.update(accuracy_test=math.nan, accuracy_int8=math.nan, finetuned=False)
+        if rank < cfg.finetune_top:
+            model, extra = _finetune_top(sup, genome, cfg, ev, train, test)
+            info.update(extra, finetuned=True)
+            finetuned[rank] = {
+                "arch": genome["arch"],
+                "sparsity": genome["sparsity"],
+                "block": genome["block"],
+                "state_dict": model.state_dict(),
+            }
+            progress(min(total, cfg.population * cfg.generations + rank + 1), total, f"fine-tuned #{rank}")
+        rows.append(_row(rank, genome, info, cfg, born[key]))
+    table = pd.DataFrame(rows)
+    table.attrs.update(search_seconds=search_s, total_seconds=time.monotonic() - t0, space=space.name)
+    if out_dir is not None and finetuned:
+        with atomic_path(Path(out_dir) / "finetuned.pt") as tmp:
+            torch.save({"format": 1, "dataset": cfg.dataset, "candidates": finetuned}, tmp)
+    return table
+
+
+def _row(
+    rank: int, genome: dict[str, Any], info: dict[str, Any], cfg: SearchConfig, gen: int
+) -> dict[str, Any]:
+    return {
+        "id": rank,
+        "arch": json.dumps(genome["arch"], sort_keys=True),
+        "dataset": cfg.dataset,
+        "accuracy": info["accuracy"],
+        "accuracy_test": info["accuracy_test"],
+        "accuracy_int8": info["accuracy_int8"],
+        "finetuned": info["finetuned"],
+        "macs": info["macs"],
+        "mmacs": info["macs"] / 1e6,
+        "params": info["params"],
+        "flash_bytes": info["flash_bytes"],
+        "sram_bytes": info["sram_bytes"],
+        "flash_kb": info["flash_bytes"] / 1024,
+        "sram_kb": info["sram_bytes"] / 1024,
+        "n_sparse_layers": sum(v == "sparse" for v in info["format"].values()),
+        "sparsity": json.dumps(info["achieved"]),
+        "block": json.dumps(genome["block"]),
+        "storage": json.dumps(info["format"]),
+        "generation": gen,
+    }
+
+
+def write_candidates(table: pd.DataFrame, path: Path) -> Path:
+    """Atomically write the table as parquet."""
+    with atomic_path(Path(path)) as tmp:
+        table.to_parquet(tmp, index=False)
+    return Path(path)
+
+
+def load_candidate(table: Path | str, cid: int) -> dict[str, Any]:
+    """Row `cid` of a candidates table with arch/sparsity/block/storage parsed from JSON."""
+    table = Path(table)
+    if not table.is_file():
+        raise WorkbenchError(
+            f"candidates table {str(table)!r} does not exist; run `python -m core nas sparsenas`"
+        )
+    df = pd.read_parquet(table)
+    hit = df[df["id"] == cid]
+    if hit.empty:
+        raise WorkbenchError(f"candidate id {cid} is not in {str(table)!r}; ids are 0..{len(df) - 1}")
+    row = hit.iloc[0].to_dict()
+    for key in ("arch", "sparsity", "block", "storage"):
+        row[key] = json.loads(row[key])
+    return {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}
+
+
+def load_finetuned(path: Path | str, cid: int) -> tuple[TinyFormerNet, dict[str, Any]]:
+    """The fine-tuned, pruned float model of candidate `cid` from `finetuned.pt` (eval mode)."""
+    path = Path(path)
+    if not path.is_file():
+        raise WorkbenchError(
+            f"fine-tuned weights {str(path)!r} do not exist; run `python -m core nas sparsenas`"
+        )
+    doc = torch.load(path, map_location="cpu", weights_only=True)
+    if cid not in doc["candidates"]:
+        raise WorkbenchError(
+            f"candidate id {cid} has no fine-tuned weights in {str(path)!r}; "
+            f"available: {', '.join(map(str, sorted(doc['candidates'])))}"
+        )
+    entry = doc["candidates"][cid]
+    model = build(entry["arch"])
+    model.load_state_dict(entry["state_dict"])
+    return model.eval(), {k: v for k, v in entry.items() if k != "state_dict"}

@@ -1,0 +1,220 @@
+"""`python -m core nas ...`: SuperNAS, supernet training, SparseNAS, candidate lookup, CIFAR-10 download.
+
+    python -m core nas supernas  --flash-kb 1024 --sram-kb 320            # pick a search space
+    python -m core nas supernet  --dataset shapes10 [--space auto|NAME]   # SPOS-train its supernet
+    python -m core nas sparsenas --flash-kb 1024 --sram-kb 320 --dataset shapes10   # candidates table
+    python -m core nas show --id 3                                        # one candidate as JSON
+    python -m core nas download-cifar10 [--root DIR]
+
+Results go to `data/nas/` (or `--out`); `data/nas/manifest.json` records, per artefact, the command,
+config and time that made it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from core.io import command_line, data_dir, to_jsonable, write_json_atomic
+
+
+def _out(args: argparse.Namespace) -> Path:
+    return Path(args.out) if args.out else data_dir() / "nas"
+
+
+def record(folder: Path, artefact: str, config: Any, summary: dict[str, Any] | None = None) -> Path:
+    """Add/replace `artefact`'s entry (command, config, created, summary) in `folder/manifest.json`."""
+    path = folder / "manifest.json"
+    doc = json.loads(path.read_text()) if path.is_file() else {"artefacts": {}}
+    doc["artefacts"][artefact] = {
+        "command": command_line(),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "config": to_jsonable(config),
+        "summary": to_jsonable(summary or {}),
+    }
+    return write_json_atomic(path, doc)
+
+
+def _resolve_space(name: str, folder: Path):  # noqa: ANN202
+    from core.tinyformer.space import SpaceConfig
+    from core.tinyformer.supernas import space_by_name
+
+    if name == "auto":
+        choice = folder / "supernas.json"
+        return space_by_name(json.loads(choice.read_text())["best"]) if choice.is_file() else SpaceConfig()
+    return SpaceConfig() if name == "default" else space_by_name(name)
+
+
+def _cmd_supernas(args: argparse.Namespace) -> int:
+    from core.io import tqdm_progress
+    from core.tinyformer.supernas import run_supernas
+
+    folder = _out(args)
+    with tqdm_progress("SuperNAS spaces") as progress:
+        result = run_supernas(
+            int(args.flash_kb * 1024),
+            int(args.sram_kb * 1024),
+            m=args.samples,
+            seed=args.seed,
+            progress=progress,
+        )
+    write_json_atomic(folder / "supernas.json", {"command": command_line(), **result})
+    record(folder, "supernas.json", vars(args) | {"func": None}, {"best": result["best"]})
+    for row in result["spaces"]:
+        print(
+            f"{row['space']:18s} fit {row['fitting']:4d}/{row['samples']}  "
+            f"mean {row['mean_mmacs']:7.2f} MMACs  p80 {row['p80_mmacs']:7.2f}"
+        )
+    print(f"best space: {result['best']} -> {folder / 'supernas.json'}")
+    return 0
+
+
+def _cmd_supernet(args: argparse.Namespace) -> int:
+    from core.io import tqdm_progress
+    from core.tinyformer.supernet import TrainConfig, train_supernet
+
+    folder = _out(args)
+    space = _resolve_space(args.space, folder)
+    cfg = TrainConfig(
+        dataset=args.dataset,
+        train_size=args.train_size,
+        epochs=args.epochs,
+        batch=args.batch,
+        lr=args.lr,
+        seed=args.seed,
+        threads=args.threads,
+    )
+    path = folder / "supernet.pt"
+    t0 = time.monotonic()
+    with tqdm_progress(f"SPOS supernet {space.name}", unit="step") as progress:
+        train_supernet(space, cfg, out=path, root=args.root, progress=progress)
+    record(folder, "supernet.pt", {"space": space, "train": cfg}, {"seconds": time.monotonic() - t0})
+    print(f"supernet of {space.name} -> {path}")
+    return 0
+
+
+def _cmd_sparsenas(args: argparse.Namespace) -> int:
+    from core.io import tqdm_progress
+    from core.tinyformer.candidates import run_sparsenas, write_candidates
+    from core.tinyformer.sparsenas import SearchConfig
+
+    folder = _out(args)
+    cfg = SearchConfig(
+        flash_budget=int(args.flash_kb * 1024),
+        sram_budget=int(args.sram_kb * 1024),
+        dataset=args.dataset,
+        population=args.population,
+        generations=args.generations,
+        val_size=args.val_size,
+        finetune_top=args.finetune_top,
+        finetune_steps=args.finetune_steps,
+        seed=args.seed,
+        threads=args.threads,
+    )
+    ckpt = Path(args.checkpoint) if args.checkpoint else folder / "supernet.pt"
+    t0 = time.monotonic()
+    with tqdm_progress("SparseNAS", unit="eval") as progress:
+        table = run_sparsenas(ckpt, cfg, root=args.root, progress=progress, out_dir=folder)
+    path = write_candidates(table, folder / "candidates.parquet")
+    record(
+        folder,
+        "candidates.parquet",
+        {"search": cfg, "checkpoint": str(ckpt)},
+        {"rows": len(table), "seconds": time.monotonic() - t0},
+    )
+    cols = [c for c in ("id", "accuracy", "accuracy_int8", "mmacs", "flash_kb", "sram_kb") if c in table]
+    print(table[cols].head(10).to_string(index=False))
+    print(f"{len(table)} candidates -> {path}")
+    return 0
+
+
+def _cmd_show(args: argparse.Namespace) -> int:
+    from core.tinyformer.candidates import load_candidate
+
+    path = Path(args.table) if args.table else _out(args) / "candidates.parquet"
+    print(json.dumps(load_candidate(path, args.id), indent=2))
+    return 0
+
+
+def _cmd_download(args: argparse.Namespace) -> int:
+    from core.tinyformer.data import download_cifar10
+
+    print(f"CIFAR-10 batches under {download_cifar10(args.root)}")
+    return 0
+
+
+def _common(p: argparse.ArgumentParser, budgets: bool = True) -> None:
+    if budgets:
+        p.add_argument("--flash-kb", type=float, default=1024.0, help="flash budget in KiB (default 1024)")
+        p.add_argument("--sram-kb", type=float, default=320.0, help="SRAM budget in KiB (default 320)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=None, help="result folder (default data/nas)")
+
+
+def _data(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", default="shapes10", help="shapes10 (offline, default) or cifar10")
+    p.add_argument("--root", default=None, help="CIFAR-10 folder (holding cifar-10-batches-py/)")
+    p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add `nas` and its sub-commands."""
+    nas = subparsers.add_parser("nas", help="TinyFormer NAS: supernas | supernet | sparsenas | show")
+    sub = nas.add_subparsers(dest="nas_command", metavar="STEP")
+    sub.required = True
+    p = sub.add_parser("supernas", help="score candidate search spaces by the MACs of fitting subnets")
+    _common(p)
+    p.add_argument("--samples", type=int, default=200, help="subnets sampled per space")
+    p.set_defaults(func=_cmd_supernas)
+    p = sub.add_parser("supernet", help="SPOS-train the weight-sharing supernet of a space")
+    _common(p, budgets=False)
+    _data(p)
+    p.add_argument(
+        "--space", default="auto", help="auto (SuperNAS choice in --out), default, or a space name"
+    )
+    p.add_argument("--train-size", type=int, default=4000)
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--lr", type=float, default=0.05)
+    p.set_defaults(func=_cmd_supernet)
+    p = sub.add_parser("sparsenas", help="evolutionary search of sparse single paths -> candidates table")
+    _common(p)
+    _data(p)
+    p.add_argument("--checkpoint", default=None, help="supernet checkpoint (default <out>/supernet.pt)")
+    p.add_argument("--population", type=int, default=12)
+    p.add_argument("--generations", type=int, default=4)
+    p.add_argument("--val-size", type=int, default=500)
+    p.add_argument("--finetune-top", type=int, default=3)
+    p.add_argument("--finetune-steps", type=int, default=40)
+    p.set_defaults(func=_cmd_sparsenas)
+    p = sub.add_parser("show", help="print one candidate of the candidates table as JSON")
+    _common(p, budgets=False)
+    p.add_argument("--id", type=int, required=True)
+    p.add_argument("--table", default=None, help="candidates table (default <out>/candidates.parquet)")
+    p.set_defaults(func=_cmd_show)
+    p = sub.add_parser("download-cifar10", help="download + MD5-check the official CIFAR-10 python archive")
+    p.add_argument("--root", default=None)
+    p.set_defaults(func=_cmd_download)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m core.tinyformer.cli STEP ...`: the `nas` command alone (same handlers and errors)."""
+    import sys
+
+    from core.errors import WorkbenchError
+
+    parser = argparse.ArgumentParser(prog="python -m core nas")
+    register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["nas", *(sys.argv[1:] if argv is None else argv)])
+    try:
+        return int(args.func(args) or 0)
+    except WorkbenchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

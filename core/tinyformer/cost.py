@@ -1,0 +1,62 @@
+"""Deployment cost of a candidate: flash bytes (exact or analytic) and peak SRAM bytes.
+
+Flash of a layer (int8 deployment, TinyFormer/CMSIS-NN conventions):
+
+    conv2d / dwconv2d / linear: weights + 8·out (per-channel Q31 multiplier + int32 shift) + 4·bias
+        weights = numel (dense int8) or `sparse.encoded_size` when that is smaller (dense fallback)
+    layernorm: 4·(γ + β) (int32 parameters)
+    softmax:   1024 (the 256-entry int32 exp lookup table of the integer softmax)
+
+SRAM = peak live activation bytes + kernel scratch (`memory.plan` with `memory.default_scratch`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from core.tinyformer import memory, sparse
+from core.tinyformer.graph import Graph, Op
+
+SOFTMAX_LUT_BYTES = 256 * 4
+QPARAM_BYTES_PER_CHANNEL = 8
+
+
+def analytic_encoded_size(shape: tuple[int, ...], sparsity: float, b: int) -> int:
+    """Encoded size when every row keeps ⌈(1 − s)·blocks⌉ blocks and no gap needs a filler.
+
+    A lower bound of `sparse.encoded_size` for that many kept blocks per row (fillers only add).
+    """
+    sparse.check_block(shape, b)
+    blocks = math.prod(shape[1:]) // b
+    kept = blocks - int(math.floor(sparsity * blocks + 1e-9))
+    return shape[0] * (2 + kept * (1 + b))
+
+
+def layer_flash(op: Op, weight_bytes: int | None = None) -> int:
+    """Flash bytes of one op; `weight_bytes` overrides the dense weight storage (sparse layers)."""
+    if op.kind in ("conv2d", "dwconv2d", "linear"):
+        w = op.weight_count if weight_bytes is None else min(weight_bytes, op.weight_count)
+        return w + QPARAM_BYTES_PER_CHANNEL * op.weight_shape[0] + 4 * op.bias_count
+    if op.kind == "layernorm":
+        return 4 * (op.weight_count + op.bias_count)
+    if op.kind == "softmax":
+        return SOFTMAX_LUT_BYTES
+    return 0
+
+
+def flash_bytes(graph: Graph, weight_bytes: dict[str, int] | None = None) -> int:
+    """Total flash of the model's constants; `weight_bytes[op]` = stored weight bytes of sparse layers."""
+    weight_bytes = weight_bytes or {}
+    return sum(layer_flash(op, weight_bytes.get(op.name)) for op in graph.ops)
+
+
+def exact_weight_bytes(op: Op, weight: np.ndarray, b: int) -> int:
+    """Stored bytes of a pruned weight (layout `op.weight_shape`): min(encoded size, dense)."""
+    return sparse.storage_bytes(np.asarray(weight).reshape(op.weight_shape), b)[1]
+
+
+def sram_bytes(graph: Graph) -> int:
+    """Peak SRAM: live activations + scratch of the weight-stationary int8 kernels."""
+    return memory.peak_sram(graph)
