@@ -17,6 +17,7 @@ from core.errors import WorkbenchError
 #: top-level commands, in the order `--help` lists them
 COMMANDS: list[str] = [
     "core.datasets.cli",  # data generate | list
+    "core.tinyformer.cli",  # nas supernas | supernet | sparsenas | show | download-cifar10
 ]
 
 #: `python -m core bench NAME`
