@@ -124,7 +124,7 @@ def test_simulate_checks_before_stepping_and_names_the_blow_up_step():
     with pytest.raises(WorkbenchError, match=r"has shape \(2, 8, 8\) but burgers2d needs \(2, 16, 16\)"):
         simulate(s, u0[:, ::2, ::2], 3)
     with pytest.raises(WorkbenchError, match="exceeds the RK4 stability bound .* max\\|u\\|=5"):
-        simulate(s, 5.0 * u0, 3)  # advection speed 5 makes dt=0.03 unstable: refused before any step
+        simulate(s, 5.0 * u0 / np.abs(u0).max(), 3)  # speed 5 makes dt=0.03 unstable: refused up front
     bad = u0.copy()
     bad[0, 0, 0] = np.nan
     with pytest.raises(WorkbenchError, match="NaN or inf"):

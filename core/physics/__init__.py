@@ -9,7 +9,7 @@ Systems (one file each; parameters from the PeRCNN/PhyCRNet benchmarks):
 
 | name | grid paper / cpu | domain paper / cpu | dt paper / cpu | method |
 |---|---|---|---|---|
-| kdv1d | 256 / 128 | L = 40 / 40 | 0.005 / 0.01 | ETDRK4 (or IFRK4), pseudo-spectral |
+| kdv1d | 256 / 128 | L = 40 / 40 | 0.005 / 0.005 | ETDRK4 (or IFRK4), pseudo-spectral |
 | burgers2d | 128² / 64² | [0,1)² / [0,1)² | 1e-4 / 5e-4 | RK4 (or Euler), 4th-order FD |
 | fhn2d | 128² / 64² | 128² / 64² (dx = 1) | 0.002 / 0.002 | RK4 (or Euler), 4th-order FD |
 | grayscott2d | 128² / 64² | 1² / 0.5² (dx = 1/128) | 0.5 / 0.5 | RK4 (or Euler), 4th-order FD |
@@ -42,7 +42,7 @@ _CLASSES: dict[str, type[System]] = {
 
 #: per system and preset, the values that differ from the class defaults (which are the cpu preset)
 _PRESET_VALUES: dict[str, dict[str, dict[str, object]]] = {
-    "kdv1d": {"paper": {"n": (256,), "dt": 0.005}, "cpu": {}},
+    "kdv1d": {"paper": {"n": (256,)}, "cpu": {}},
     "burgers2d": {"paper": {"n": (128, 128), "dt": 1e-4}, "cpu": {}},
     "fhn2d": {"paper": {"n": (128, 128), "lengths": (128.0, 128.0)}, "cpu": {}},
     "grayscott2d": {"paper": {"n": (128, 128), "lengths": (1.0, 1.0)}, "cpu": {}},

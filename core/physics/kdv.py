@@ -8,7 +8,8 @@ Kassam & Trefethen (2005), φ-functions by a contour integral (32 points on a un
 h·L̂). The one-soliton u = (3c/α) sech²(½ √(c/δ) (x - x0 - c t)) is exact on the infinite line;
 L = 40 makes the periodic images' overlap ~1e-8 for c >= 1.
 
-Presets: `paper` 256 points, dt = 0.005; `cpu` 128 points, dt = 0.01. The ICs stay below |u| = 1
+Presets: `paper` 256 points, `cpu` 128 points, both dt = 0.005 (at dt = 0.01 the ETDRK4 drift of
+∫u² over t = 20 is 1e-8, at 0.005 it is 3e-10: the invariants hold to ~1e-9). The ICs stay below |u| = 1
 (solitons with c in [0.5, 2]; smooth random fields scaled to max |u| = 1).
 """
 
@@ -35,7 +36,7 @@ class KdV1D(System):
     ndim: int = field(default=1, init=False)
     n: tuple[int, ...] = (128,)
     lengths: tuple[float, ...] = (40.0,)
-    dt: float = 0.01
+    dt: float = 0.005
     method: str = "etdrk4"
     alpha: float = 6.0
     delta: float = 1.0
