@@ -19,7 +19,6 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from functools import partial
 from typing import Any
 
 import holoviews as hv
@@ -74,7 +73,12 @@ def _uniform_step(c: np.ndarray) -> float:
 
 # --------------------------------------------------------------------------------- frame views --
 class FrameView(pn.viewable.Viewer):
-    """A live view of one scalar field on a fixed grid; `update(frame)` replaces the data in place."""
+    """A live view of one scalar field on a grid.
+
+    `update(frame)` replaces the data in place; `reset(coords, clim)` moves the view to another
+    grid or colour range (a new dataset, sample or field) without replacing its panes, so the page
+    layout around it is never rebuilt.
+    """
 
     title = param.String(default="", doc="caption above the plot")
 
@@ -82,13 +86,26 @@ class FrameView(pn.viewable.Viewer):
                  *, label: str = "value", cmap: str | None = None, height: int = 420, **params):
         super().__init__(**params)
         self.dims = tuple(dims)
-        self.coords = {d: np.asarray(coords[d]) for d in self.dims}
+        self.label = label
+        self.height = height
+        self._fixed_cmap = cmap
+        self.frames_shown = 0
+        self._set_grid(coords, clim)
+
+    def _set_grid(self, coords: Mapping[str, np.ndarray], clim: tuple[float, float]) -> None:
+        missing = [d for d in self.dims if d not in coords]
+        if missing:
+            raise WorkbenchError(f"coordinates for {missing} are missing; this view needs {list(self.dims)}")
+        self.coords = {d: np.asarray(coords[d], dtype=np.float64) for d in self.dims}
         self.shape = tuple(len(self.coords[d]) for d in self.dims)
         self.clim = (float(clim[0]), float(clim[1]))
-        self.label = label
-        self.cmap = cmap or default_cmap(self.clim)
-        self.height = height
-        self.frames_shown = 0
+        self.cmap = self._fixed_cmap or default_cmap(self.clim)
+
+    def reset(self, coords: Mapping[str, np.ndarray], clim: tuple[float, float],
+              frame: np.ndarray | None = None, title: str | None = None) -> None:
+        """Switch to another grid / colour range (same dims) and show `frame` (or a blank)."""
+        self._set_grid(coords, clim)
+        self.update(np.full(self.shape, np.nan) if frame is None else frame, title)
 
     def _check(self, frame: np.ndarray) -> np.ndarray:
         frame = np.asarray(frame)
@@ -107,58 +124,60 @@ class FrameView(pn.viewable.Viewer):
     def close(self) -> None:
         """Release resources held outside Python (VTK windows); the view is unusable afterwards."""
 
+    def _caption(self):
+        return pn.pane.Markdown(self.param.title, margin=(0, 10), styles={"font-size": "1.05em"})
+
 
 class CurveView(FrameView):
-    """1D: the field against its coordinate, y-range fixed to `clim`."""
+    """1D: the field against its coordinate, y-range fixed to `clim` (plus 5 %)."""
 
     def __init__(self, dims, coords, clim, **kw):
         super().__init__(dims, coords, clim, **kw)
-        x = self.coords[self.dims[0]]
-        self.pipe = hv.streams.Pipe(data=np.full_like(x, np.nan, dtype=np.float64))
-        pad = 0.05 * (self.clim[1] - self.clim[0])
-        self.plot = hv.DynamicMap(partial(self._curve, x), streams=[self.pipe]).opts(
-            hv.opts.Curve(ylim=(self.clim[0] - pad, self.clim[1] + pad), responsive=True, height=self.height,
-                          color="#1f6f8b", line_width=2, tools=["hover"], show_grid=True,
-                          framewise=False))
+        self.pipe = hv.streams.Pipe(data=np.full(self.shape, np.nan))
+        # framewise: the axes follow each frame's declared ranges, which `reset` changes
+        self.plot = hv.DynamicMap(self._curve, streams=[self.pipe]).opts(
+            hv.opts.Curve(responsive=True, height=self.height, color="#1f6f8b", line_width=2,
+                          tools=["hover"], show_grid=True, framewise=True))
         self._pane = pn.pane.HoloViews(self.plot, sizing_mode="stretch_width", height=self.height)
 
-    def _curve(self, x: np.ndarray, data: np.ndarray) -> hv.Curve:
-        return hv.Curve((x, data), kdims=[self.dims[0]], vdims=[self.label])
+    def _curve(self, data: np.ndarray) -> hv.Curve:
+        xdim = self.dims[0]
+        pad = 0.05 * (self.clim[1] - self.clim[0])
+        curve = hv.Curve((self.coords[xdim], data), kdims=[xdim], vdims=[self.label])
+        return curve.redim.range(**{self.label: (self.clim[0] - pad, self.clim[1] + pad)})
 
     def _push(self, frame: np.ndarray) -> None:
         self.pipe.send(np.asarray(frame, dtype=np.float64))
 
     def __panel__(self):
-        return pn.Column(pn.pane.Markdown(self.param.title, margin=(0, 10)), self._pane,
-                         sizing_mode="stretch_width")
+        return pn.Column(self._caption(), self._pane, sizing_mode="stretch_width")
 
 
 class ImageView(FrameView):
     """2D: an image placed by its coordinates (row i at y[i], column j at x[j]), colours fixed to
-    `clim`, with a colour bar and hover."""
+    `clim`, equal aspect, with a colour bar and hover."""
 
     def __init__(self, dims, coords, clim, **kw):
         super().__init__(dims, coords, clim, **kw)
         ydim, xdim = self.dims
         self.pipe = hv.streams.Pipe(data=np.full(self.shape, np.nan))
-        x, y = self.coords[xdim], self.coords[ydim]
-        self.plot = hv.DynamicMap(partial(self._image, x, y), streams=[self.pipe]).opts(
-            hv.opts.Image(cmap=self.cmap, clim=self.clim, colorbar=True, data_aspect=1,
-                          frame_height=self.height - 70, tools=["hover"], framewise=False,
-                          xlabel=xdim, ylabel=ydim))
+        self.plot = hv.DynamicMap(self._image, streams=[self.pipe]).opts(
+            hv.opts.Image(colorbar=True, data_aspect=1, frame_height=self.height - 70, tools=["hover"],
+                          framewise=True, xlabel=xdim, ylabel=ydim))
         # fixed sizing: a stretched pane would override the equal data aspect
         self._pane = pn.pane.HoloViews(self.plot, sizing_mode="fixed")
 
-    def _image(self, x: np.ndarray, y: np.ndarray, data: np.ndarray) -> hv.Image:
+    def _image(self, data: np.ndarray) -> hv.Image:
+        ydim, xdim = self.dims
         # (y, x) array with explicit coordinates: HoloViews orients by them, so y grows upwards.
-        return hv.Image((x, y, data), kdims=list(self.dims[::-1]), vdims=[self.label])
+        image = hv.Image((self.coords[xdim], self.coords[ydim], data), kdims=[xdim, ydim], vdims=[self.label])
+        return image.redim.range(**{self.label: self.clim}).opts(cmap=self.cmap)
 
     def _push(self, frame: np.ndarray) -> None:
         self.pipe.send(np.asarray(frame, dtype=np.float64))
 
     def __panel__(self):
-        return pn.Column(pn.pane.Markdown(self.param.title, margin=(0, 10)), self._pane,
-                         sizing_mode="stretch_width")
+        return pn.Column(self._caption(), self._pane, sizing_mode="stretch_width")
 
 
 class VolumeView(FrameView):
@@ -166,9 +185,10 @@ class VolumeView(FrameView):
     PyVista off-screen and drawn by vtk.js through `pn.pane.VTK`, or a volume rendering through
     `pn.pane.VTKVolume`. Only the visible representation is recomputed.
 
-    The volume uses its own pane because vtk.js fails to re-render a synchronized volume whose data
-    changed; `VTKVolume` rescales its colours to each frame's range, so the iso-surface is the view
-    whose colours mean the same at every time.
+    Both panes stay in the layout (toggling `visible`): vtk.js fails on a VTK pane removed from the
+    page, on a synchronized volume whose data changed, and on an orientation widget while hidden.
+    `VTKVolume` rescales its colours to each frame's range, so the iso-surface is the view whose
+    colours mean the same at every time.
     """
 
     mode = param.Selector(default="iso-surface", objects=list(RENDER_MODES), doc="3D rendering")
@@ -180,40 +200,64 @@ class VolumeView(FrameView):
         super().__init__(dims, coords, clim, **kw)
         import pyvista as pv  # imported here: only 3D pages pay for VTK
 
+        self._frame = np.full(self.shape, 0.5 * (self.clim[0] + self.clim[1]), dtype=np.float32)
+        # meshes start empty (add_mesh refuses empty meshes): actors on our own mappers
+        self.iso, self.iso_actor = self._actor(pv, self._level_color())
+        self.iso_actor.prop.specular = 0.3
+        self.outline, outline_actor = self._actor(pv, (0.33, 0.33, 0.33))
+        self.plotter = pv.Plotter(off_screen=True, window_size=(640, 520))
+        self.plotter.set_background("white")
+        self.plotter.add_actor(self.iso_actor)
+        self.plotter.add_actor(outline_actor)
+        self.panes = {
+            "iso-surface": pn.pane.VTK(self.plotter.ren_win, enable_keybindings=False, height=self.height,
+                                       sizing_mode="stretch_width"),
+            # the default colour map: some presets listed by Panel (e.g. Viridis) are missing in vtk.js
+            "volume": pn.pane.VTKVolume(self._ramp(), display_slices=False,
+                                        controller_expanded=False, render_background="#ffffff",
+                                        height=self.height, sizing_mode="stretch_width"),
+        }
+        self._regrid()
+        self._show_mode()
+        self.param.watch(self._on_mode, ["mode"])
+        self.param.watch(self._on_level, ["level"])
+
+    @staticmethod
+    def _actor(pv, color):
+        mesh = pv.PolyData()
+        mapper = pv.DataSetMapper(mesh)
+        mapper.scalar_visibility = False
+        actor = pv.Actor(mapper=mapper)
+        actor.prop.color = color
+        return mesh, actor
+
+    def _regrid(self) -> None:
+        import pyvista as pv
+
         zc, yc, xc = (self.coords[d] for d in self.dims)
         self.spacing = (_uniform_step(xc), _uniform_step(yc), _uniform_step(zc))
         self.origin = (float(xc[0]), float(yc[0]), float(zc[0]))
         self.grid = pv.ImageData(dimensions=(len(xc), len(yc), len(zc)), spacing=self.spacing,
                                  origin=self.origin)
-        self._frame = np.full(self.shape, 0.5 * (self.clim[0] + self.clim[1]), dtype=np.float32)
-        self._set_scalars(self.grid, self._frame)
-        # the iso-surface starts empty (add_mesh refuses empty meshes): an actor on our own mapper
-        self.iso = pv.PolyData()
-        mapper = pv.DataSetMapper(self.iso)
-        mapper.scalar_visibility = False
-        self.iso_actor = pv.Actor(mapper=mapper)
-        self.iso_actor.prop.color = self._level_color()
-        self.iso_actor.prop.specular = 0.3
-        self.plotter = pv.Plotter(off_screen=True, window_size=(640, 520))
-        self.plotter.set_background("white")
-        self.plotter.add_actor(self.iso_actor)
-        self.plotter.add_mesh(self.grid.outline(), color="#555555")
+        self.outline.copy_from(self.grid.outline())
         self.plotter.camera_position = "iso"
-        self.plotter.reset_camera()
-        self.panes = {
-            # no orientation widget: its resize observer throws while its pane is hidden
-            "iso-surface": pn.pane.VTK(self.plotter.ren_win, enable_keybindings=False, height=self.height,
-                                       sizing_mode="stretch_width"),
-            # the default colour map: some presets listed by Panel (e.g. Viridis) are missing in vtk.js
-            "volume": pn.pane.VTKVolume(self._xyz(self._frame), spacing=self.spacing, origin=self.origin,
-                                        display_slices=False,
-                                        controller_expanded=False, render_background="#ffffff",
-                                        height=self.height, sizing_mode="stretch_width"),
-        }
-        self._holder = pn.Column(*self.panes.values(), sizing_mode="stretch_width")
-        self._show_mode()
-        self.param.watch(self._on_mode, ["mode"])
-        self.param.watch(self._on_level, ["level"])
+        self.plotter.reset_camera(bounds=self.grid.bounds)
+        self.panes["volume"].param.update(spacing=self.spacing, origin=self.origin)
+
+    def reset(self, coords, clim, frame=None, title=None) -> None:
+        old_shape, old_coords = self.shape, self.coords
+        self._set_grid(coords, clim)
+        moved = any(not np.array_equal(old_coords[d], self.coords[d]) for d in self.dims)
+        if self.shape != old_shape or moved:
+            self._regrid()
+        self.update(np.full(self.shape, np.nan) if frame is None else frame, title)
+
+    def _ramp(self) -> np.ndarray:
+        """Placeholder volume before any data: the colour range as a ramp along x (vtk.js accepts
+        neither an empty volume nor a zero-width colour range)."""
+        nz, ny, nx = self.shape
+        ramp = np.linspace(self.clim[0], self.clim[1], nx, dtype=np.float32)
+        return self._xyz(np.broadcast_to(ramp, (nz, ny, nx)))
 
     @staticmethod
     def _xyz(frame: np.ndarray) -> np.ndarray:
@@ -240,7 +284,8 @@ class VolumeView(FrameView):
 
     def _render(self) -> None:
         if self.mode == "volume":
-            self.panes["volume"].object = self._xyz(self._frame)
+            blank = not np.isfinite(self._frame).any()
+            self.panes["volume"].object = self._ramp() if blank else self._xyz(np.nan_to_num(self._frame))
         else:
             self._set_scalars(self.grid, self._frame)
             # point normals from the contour filter give smooth (Gouraud) shading in vtk.js
@@ -277,8 +322,7 @@ class VolumeView(FrameView):
         controls = pn.Row(pn.widgets.RadioButtonGroup.from_param(self.param.mode, width=220),
                           pn.widgets.FloatSlider.from_param(self.param.level, width=220,
                                                             visible=self.param.mode.rx() == "iso-surface"))
-        return pn.Column(pn.pane.Markdown(self.param.title, margin=(0, 10)), controls, self._holder,
-                         sizing_mode="stretch_width")
+        return pn.Column(self._caption(), controls, *self.panes.values(), sizing_mode="stretch_width")
 
 
 def frame_view(dims: Sequence[str], coords: Mapping[str, np.ndarray], clim: tuple[float, float],
@@ -296,23 +340,35 @@ def frame_view(dims: Sequence[str], coords: Mapping[str, np.ndarray], clim: tupl
 
 
 class SpaceTimeView(pn.viewable.Viewer):
-    """A 1D trajectory as an image over (x, time) with a line marking the shown time."""
+    """A 1D trajectory as an image over (x, time) with a dashed line marking the shown time."""
 
     def __init__(self, x: np.ndarray, times: np.ndarray, values: np.ndarray, clim: tuple[float, float], *,
                  xdim: str = "x", label: str = "value", cmap: str | None = None, height: int = 300):
         super().__init__()
-        values = np.asarray(values, dtype=np.float64)  # (time, x)
-        if values.shape != (len(times), len(x)):
-            raise WorkbenchError(f"space-time values of shape {values.shape} do not match "
-                                 f"(time, {xdim}) = ({len(times)}, {len(x)})")
-        self.time = hv.streams.Stream.define("Time", t=float(times[0]))()
-        image = hv.Image((np.asarray(x), np.asarray(times), values), kdims=[xdim, "time"], vdims=[label])
-        image = image.opts(
-            cmap=cmap or default_cmap(clim), clim=clim, colorbar=True, responsive=True, height=height,
-            alpha=0.85, tools=["hover"])
+        self.xdim, self.label, self._fixed_cmap = xdim, label, cmap
+        self.pipe = hv.streams.Pipe(data=None)
+        self.time = hv.streams.Stream.define("Time", t=0.0)()
+        image = hv.DynamicMap(self._image, streams=[self.pipe]).opts(
+            hv.opts.Image(colorbar=True, responsive=True, height=height, tools=["hover"], framewise=True))
         marker = hv.DynamicMap(lambda t: hv.HLine(t), streams=[self.time]).opts(
             hv.opts.HLine(color="black", line_width=1.5, line_dash="dashed"))
         self._pane = pn.pane.HoloViews(image * marker, sizing_mode="stretch_width", height=height)
+        self.reset(x, times, values, clim)
+
+    def reset(self, x: np.ndarray, times: np.ndarray, values: np.ndarray, clim: tuple[float, float]) -> None:
+        """Show another trajectory: `values` is (time, x)."""
+        values = np.asarray(values, dtype=np.float64)
+        if values.shape != (len(times), len(x)):
+            raise WorkbenchError(f"space-time values of shape {values.shape} do not match "
+                                 f"(time, {self.xdim}) = ({len(times)}, {len(x)})")
+        self.pipe.send((np.asarray(x, dtype=np.float64), np.asarray(times, dtype=np.float64), values,
+                        (float(clim[0]), float(clim[1]))))
+        self.mark(float(times[0]))
+
+    def _image(self, data) -> hv.Image:
+        x, times, values, clim = data
+        image = hv.Image((x, times, values), kdims=[self.xdim, "time"], vdims=[self.label])
+        return image.redim.range(**{self.label: clim}).opts(cmap=self._fixed_cmap or default_cmap(clim))
 
     def mark(self, t: float) -> None:
         """Move the time marker to `t`; call on the document's thread."""
