@@ -79,8 +79,16 @@ def run(build: Build, inputs: dict[str | int, bytes], read: dict[str, int] | Non
     `read_mem(address, size)` reads emulated memory, so the caller can snapshot the layer's output.
     """
     from capstone import CS_ARCH_ARM, CS_MODE_MCLASS, CS_MODE_THUMB, Cs
-    from unicorn import (UC_ARCH_ARM, UC_HOOK_BLOCK, UC_HOOK_MEM_INVALID, UC_HOOK_MEM_WRITE, UC_MODE_MCLASS, UC_MODE_THUMB, Uc,
-                         UcError)
+    from unicorn import (
+        UC_ARCH_ARM,
+        UC_HOOK_BLOCK,
+        UC_HOOK_MEM_INVALID,
+        UC_HOOK_MEM_WRITE,
+        UC_MODE_MCLASS,
+        UC_MODE_THUMB,
+        Uc,
+        UcError,
+    )
     from unicorn.arm_const import UC_ARM_REG_PC, UC_ARM_REG_SP, UC_CPU_ARM_CORTEX_M7
 
     target = target or Target()

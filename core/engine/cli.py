@@ -1,0 +1,68 @@
+"""`python -m core engine build|run|compare CANDIDATE`: deploy a NAS candidate on the emulated M7.
+
+- build:   generate C for the candidate (data/nas/candidates.parquet) and cross-compile it; writes
+           data/engine/<id>/ (model.c, model.h, kernels, firmware.elf) and a manifest with flash/SRAM.
+- run:     build, then run one seeded input on the emulator: per-layer instructions and cycles.
+- compare: run, then compare every layer with the integer reference (quant.run_int8) bit for bit.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from core.errors import WorkbenchError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("engine", help="SparseEngine: build | run | compare a NAS candidate on an emulated M7")
+    p.add_argument("action", choices=("build", "run", "compare"))
+    p.add_argument("candidate", type=int, help="candidate id in data/nas/candidates.parquet")
+    p.add_argument("--sparse", choices=("auto", "dense"), default="auto",
+                   help="auto: sparse kernels where the blockwise encoding is smaller; dense: all dense")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random input image")
+    p.set_defaults(func=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from core.engine import models
+    from core.engine.pipeline import deploy
+    from core.io import data_dir, markdown_table, tqdm_progress, write_json_atomic, write_result
+
+    if args.candidate < 0:
+        raise WorkbenchError(f"candidate id {args.candidate} must be >= 0")
+    out = data_dir() / "engine" / str(args.candidate)
+    build_dir = data_dir() / "engine" / "build" / str(args.candidate)
+    with tqdm_progress(f"engine {args.action} {args.candidate}") as progress:
+        qm, row = models.candidate(args.candidate)
+        shape = qm.graph.tensors[qm.graph.input].shape
+        x = np.random.default_rng(args.seed).integers(-128, 128, size=shape).astype(np.int8)
+        if args.action == "build":
+            from core.engine.codegen import choose_formats, generate
+            from core.engine.toolchain import build
+
+            program = generate(qm, build_dir, choose_formats(qm, args.sparse))
+            fw = build(program.sources, build_dir)
+            summary = {"flash_bytes": fw.flash_bytes, "sram_bytes": fw.sram_bytes,
+                       "arena_bytes": program.arena_bytes, "sections": fw.sections}
+            rows = []
+        else:
+            dep = deploy(qm, build_dir, x, args.sparse, compare=args.action == "compare", progress=progress)
+            summary, rows = dep.summary(), dep.layers
+    manifest = {"candidate": args.candidate, "action": args.action, "sparse": args.sparse, "seed": args.seed,
+                "weights": row.get("weights"), "arch": row["arch"], "build_dir": str(build_dir), **summary,
+                "layers": [vars(r) for r in rows]}
+    write_json_atomic(out / "manifest.json", manifest)
+    table = markdown_table(["layer", "kind", "storage", "MACs", "instructions", "est. cycles", "bit-exact"],
+                           [[r.name, r.kind, r.storage, r.macs, r.instructions, r.cycles, r.exact] for r in rows])
+    head = "\n".join(f"- {k}: {v}" for k, v in summary.items() if k != "sections")
+    write_result(f"engine_{args.action}", f"# engine {args.action} candidate {args.candidate}\n\n{head}\n\n{table}",
+                 {"summary": summary}, vars(args) | {"func": None}, folder=out)
+    print(head)
+    if rows:
+        print(table)
+    if args.action == "compare" and not summary.get("bit_exact"):
+        bad = [r.name for r in rows if r.exact is False]
+        raise WorkbenchError(f"the emulated model differs from the integer reference in layers: {', '.join(bad)}")
+    return 0

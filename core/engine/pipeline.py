@@ -1,0 +1,89 @@
+"""Build, run and compare a quantized model on the emulated Cortex-M7; per-layer reports.
+
+    report = deploy(qm, out_dir, x)   # generate C -> compile -> run -> compare with quant.run_int8
+
+`LayerReport` rows carry instructions, estimated cycles, MACs and whether the layer's int8 output
+equals the integer reference bit for bit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core.engine import cycles
+from core.engine.codegen import Program, choose_formats, execute, generate
+from core.engine.toolchain import Build, Target, build
+from core.io import Progress, no_progress
+
+
+@dataclass
+class LayerReport:
+    name: str
+    kind: str
+    storage: str
+    macs: int
+    instructions: int
+    cycles: int
+    exact: bool | None
+    classes: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class Deployment:
+    """A built and run model: sizes, per-layer counts and the comparison with the reference."""
+
+    program: Program
+    build: Build
+    layers: list[LayerReport]
+    instructions: int
+    cycles: int
+    milliseconds: float
+    emulator_ips: float
+    output: np.ndarray
+    exact: bool | None
+
+    def summary(self) -> dict[str, Any]:
+        macs = sum(r.macs for r in self.layers)
+        return {"flash_bytes": self.build.flash_bytes, "sram_bytes": self.build.sram_bytes,
+                "arena_bytes": self.program.arena_bytes, "macs": macs, "instructions": self.instructions,
+                "cycles": self.cycles, "cycles_per_mac": self.cycles / max(macs, 1),
+                "milliseconds_at_216MHz": self.milliseconds, "emulator_instructions_per_s": self.emulator_ips,
+                "bit_exact": self.exact, "sparse_layers": sum(r.storage == "sparse" for r in self.layers)}
+
+
+def deploy(qm: Any, out_dir: Path, x: np.ndarray, sparse: str | dict[str, int] = "auto",
+           target: Target | None = None, compare: bool = True, progress: Progress = no_progress) -> Deployment:
+    """Generate, compile, run on `x` (int8 HWC) and (optionally) compare every layer with run_int8."""
+    target = target or Target()
+    progress(0, 4, "generating C")
+    formats = choose_formats(qm, sparse)
+    program = generate(qm, Path(out_dir), formats, target)
+    progress(1, 4, "compiling")
+    fw = build(program.sources, Path(out_dir), target)
+    progress(2, 4, "emulating")
+    ex = execute(program, fw, x, target)
+    progress(3, 4, "comparing")
+    env = None
+    if compare:
+        from core.tinyformer.quant import run_int8
+
+        _, env = run_int8(qm, x, trace=True)
+    rows = []
+    for i, qop in enumerate(qm.qops):
+        counts = ex.result.counts.get(i, np.zeros(len(cycles.CLASSES), np.int64))
+        fmt = formats.get(qop.op.name)
+        exact = None
+        if env is not None:
+            exact = bool(np.array_equal(env[qop.op.output].reshape(ex.layer_outputs[i].shape), ex.layer_outputs[i]))
+        rows.append(LayerReport(qop.op.name, qop.op.kind, "sparse" if fmt and fmt.sparse else
+                                ("dense" if fmt else "-"), int(qop.op.macs), cycles.instructions(counts),
+                                cycles.estimate_cycles(counts), exact, cycles.breakdown(counts)))
+    total = sum(r.cycles for r in rows)
+    progress(4, 4, "done")
+    return Deployment(program, fw, rows, sum(r.instructions for r in rows), total, cycles.milliseconds(total),
+                      ex.result.instructions_per_second, ex.output,
+                      None if env is None else all(r.exact for r in rows))
