@@ -16,12 +16,14 @@ from core.errors import WorkbenchError
 
 #: top-level commands, in the order `--help` lists them
 COMMANDS: list[str] = [
+    "core.engine.cli",  # engine build | run | compare CANDIDATE
     "core.datasets.cli",  # data generate | list
     "core.tinyformer.cli",  # nas supernas | supernet | sparsenas | show | download-cifar10
 ]
 
 #: `python -m core bench NAME`
 BENCHMARKS: list[str] = [
+    "core.engine.bench",  # bench engine
     "core.physics.bench",  # bench solvers
 ]
 
