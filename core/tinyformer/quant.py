@@ -240,3 +240,67 @@ def run_int8(qm: QuantizedModel, x: np.ndarray, trace: bool = False
         env[q.op.output] = run_qop(q, [env[t] for t in q.op.inputs]).reshape(shapes[q.op.output])
     out = env[qm.graph.output]
     return (out, env) if trace else out
+
+
+@dataclass(frozen=True)
+class Int8Eval:
+    """Float vs int8 on one dataset: accuracies, top-1 agreement and dequantized-logit errors.
+
+    The float fields are None when no float model was given. Logit errors compare the int8 logits
+    dequantized with `output_q` to the float model's logits on the same (int8-representable) input.
+    """
+
+    n: int
+    int8_accuracy: float
+    float_accuracy: float | None = None
+    agreement: float | None = None
+    logit_mae: float | None = None
+    logit_max_abs: float | None = None
+
+
+def evaluate_int8(qm: QuantizedModel, loader: Any, model: torch.nn.Module | None = None,
+                  limit: int | None = None, progress: Progress = no_progress) -> Int8Eval:
+    """Top-1 accuracy of the int8 model (`run_int8`, one image at a time) on `loader`'s (x, y) batches.
+
+    With `model`, the float model runs on the same inputs (the images after input quantization, so
+    both see identical pixels) and the comparison fields are filled. `limit` caps the image count.
+    """
+    hits = fhits = agree = n = 0
+    errs: list[np.ndarray] = []
+    total = limit or _dataset_len(loader)
+    if model is not None:
+        model = model.eval()
+    for batch in loader:
+        x, y = _images(batch), torch.as_tensor(batch[1]).reshape(-1)
+        if limit is not None:
+            x, y = x[: limit - n], y[: limit - n]
+        xq = quantize_input(qm, x)  # (B, H, W, C) int8
+        logits = qm.output_q.dequantize(np.stack([run_int8(qm, xi) for xi in xq])).reshape(len(xq), -1)
+        pred = logits.argmax(1)
+        hits += int((pred == y.numpy()).sum())
+        if model is not None:
+            xf = torch.from_numpy(qm.input_q.dequantize(xq)).permute(0, 3, 1, 2).float()  # -> (B, C, H, W)
+            with torch.no_grad():
+                flog = model(xf.to(next(model.parameters()).device)).cpu().double()
+            flog = flog.numpy().reshape(len(xq), -1)
+            fhits += int((flog.argmax(1) == y.numpy()).sum())
+            agree += int((flog.argmax(1) == pred).sum())
+            errs.append(np.abs(flog - logits))
+        n += len(xq)
+        progress(n, total, "int8 evaluation")
+        if limit is not None and n >= limit:
+            break
+    if n == 0:
+        raise WorkbenchError("the evaluation loader yielded no images")
+    if model is None:
+        return Int8Eval(n=n, int8_accuracy=hits / n)
+    err = np.concatenate(errs)
+    return Int8Eval(n=n, int8_accuracy=hits / n, float_accuracy=fhits / n, agreement=agree / n,
+                    logit_mae=float(err.mean()), logit_max_abs=float(err.max()))
+
+
+def _dataset_len(loader: Any) -> int:
+    try:
+        return len(loader.dataset)
+    except (AttributeError, TypeError):
+        return 0
