@@ -46,7 +46,9 @@ DENSE_CASES = [
 ]
 
 
-@pytest.mark.parametrize(("kind", "shape"), DENSE_CASES, ids=[f"{k}-{i}" for i, (k, _) in enumerate(DENSE_CASES)])
+@pytest.mark.parametrize(
+    ("kind", "shape"), DENSE_CASES, ids=[f"{k}-{i}" for i, (k, _) in enumerate(DENSE_CASES)]
+)
 def test_dense_kernels_bit_exact(kind, shape, tmp_path):
     model = synth.single_op(kind, np.random.default_rng(7), **shape)
     _, _, x, ex = _run(model, codegen.choose_formats(model, "dense"), tmp_path)
@@ -54,16 +56,23 @@ def test_dense_kernels_bit_exact(kind, shape, tmp_path):
 
 
 SPARSE_CASES = [
-    ("conv2d", {"k": 1, "cin": 8, "cout": 6}, 4), ("conv2d", {"k": 1, "cin": 8, "cout": 5}, 2),
-    ("conv2d", {"k": 1, "cin": 6, "cout": 4}, 1), ("conv2d", {"k": 3, "cin": 8, "cout": 4, "stride": 2}, 4),
-    ("conv2d", {"k": 3, "cin": 4, "cout": 3}, 1), ("linear", {"n": 5, "cin": 8, "cout": 6}, 4),
-    ("linear", {"n": 3, "cin": 6, "cout": 6}, 2), ("dwconv2d", {"k": 3, "cin": 6, "stride": 2}, 3),
+    ("conv2d", {"k": 1, "cin": 8, "cout": 6}, 4),
+    ("conv2d", {"k": 1, "cin": 8, "cout": 5}, 2),
+    ("conv2d", {"k": 1, "cin": 6, "cout": 4}, 1),
+    ("conv2d", {"k": 3, "cin": 8, "cout": 4, "stride": 2}, 4),
+    ("conv2d", {"k": 3, "cin": 4, "cout": 3}, 1),
+    ("linear", {"n": 5, "cin": 8, "cout": 6}, 4),
+    ("linear", {"n": 3, "cin": 6, "cout": 6}, 2),
+    ("dwconv2d", {"k": 3, "cin": 6, "stride": 2}, 3),
     ("dwconv2d", {"k": 3, "cin": 4}, 1),
 ]
 
 
-@pytest.mark.parametrize(("kind", "shape", "block"), SPARSE_CASES,
-                         ids=[f"{k}-b{b}-{i}" for i, (k, _, b) in enumerate(SPARSE_CASES)])
+@pytest.mark.parametrize(
+    ("kind", "shape", "block"),
+    SPARSE_CASES,
+    ids=[f"{k}-b{b}-{i}" for i, (k, _, b) in enumerate(SPARSE_CASES)],
+)
 def test_sparse_equals_dense_and_reference(kind, shape, block, tmp_path):
     """Sparse kernels on pruned weights give the dense kernel's output, which is intref's."""
     model = synth.single_op(kind, np.random.default_rng(3), sparsity=0.6, block=block, **shape)
@@ -95,8 +104,9 @@ def test_sizes_measured_from_elf(tmp_path):
     assert fw.sections[".noinit"] >= prog.arena_bytes
     assert fw.sram_bytes >= prog.arena_bytes + toolchain.Target().stack_bytes
     sparse = synth.single_op("linear", np.random.default_rng(0), n=4, cin=64, cout=32, sparsity=0.9, block=4)
-    fw2 = toolchain.build(codegen.generate(sparse, tmp_path / "s", {"layer": WeightFormat(True, 4)}).sources,
-                          tmp_path / "s")
+    fw2 = toolchain.build(
+        codegen.generate(sparse, tmp_path / "s", {"layer": WeightFormat(True, 4)}).sources, tmp_path / "s"
+    )
     assert fw2.sections[".rodata"] < fw.sections[".rodata"] - 1000  # ~0.1·(1 + 1/4)·2048 + row headers
 
 
@@ -155,12 +165,13 @@ def test_emulator_counts_a_known_loop(tmp_path):
     """A hand-written SMLAD loop: 16 iterations -> exactly 16 SMLAD and 15 taken back-branches."""
     src = tmp_path / "loop.c"
     src.write_text(
-        "#include <stdint.h>\n#include <arm_acle.h>\n#include \"se_common.h\"\n"
-        "__attribute__((section(\".noinit\"))) int32_t g_buf[17];\n"
+        '#include <stdint.h>\n#include <arm_acle.h>\n#include "se_common.h"\n'
+        '__attribute__((section(".noinit"))) int32_t g_buf[17];\n'
         "int main(void) {\n  se_mark(0);\n  int32_t s = 0;\n"
         "#pragma clang loop unroll(disable)\n"
         "  for (int i = 0; i < 16; i++) s = __smlad(g_buf[i], 0x00010001, s);\n"
-        "  g_buf[16] = s;\n  se_mark(1);\n  return 0;\n}\n")
+        "  g_buf[16] = s;\n  se_mark(1);\n  return 0;\n}\n"
+    )
     fw = toolchain.build([src], tmp_path)
     from core.engine.emulator import run
 

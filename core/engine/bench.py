@@ -30,9 +30,15 @@ KERNELS: dict[str, tuple[str, dict[str, int], tuple[int, ...]]] = {
     "conv3x3 32ch 8x8": ("conv2d", {"k": 3, "cin": 32, "cout": 32, "h": 8, "w": 8}, (4,)),
     "dwconv3x3 64ch 16x16": ("dwconv2d", {"k": 3, "cin": 64, "h": 16, "w": 16}, (3,)),
 }
-WHOLE_ARCH = {"resolution": 32, "classes": 10, "downsample": [{"kind": "conv_pool", "out": 16}],
-              "mbv2": {"out": 24, "expand": [2, 3]}, "vit": [{"dim": 48, "heads": 2, "mlp": 96, "layers": 2}],
-              "last": 96, "pool": "attn"}
+WHOLE_ARCH = {
+    "resolution": 32,
+    "classes": 10,
+    "downsample": [{"kind": "conv_pool", "out": 16}],
+    "mbv2": {"out": 24, "expand": [2, 3]},
+    "vit": [{"dim": 48, "heads": 2, "mlp": 96, "layers": 2}],
+    "last": 96,
+    "pool": "attn",
+}
 
 
 @dataclass(frozen=True)
@@ -84,10 +90,22 @@ def kernel_rows(cfg: BenchConfig, work: Path, progress: Progress = no_progress) 
                 m = synth.single_op(kind, np.random.default_rng(cfg.seed), sparsity=s, block=b, **shape)
                 s_ins, s_cyc, ips2, bad2 = _measure(m, {"layer": WeightFormat(True, b)}, work / "sparse")
                 dd_ins, dd_cyc, _, bad3 = _measure(m, {"layer": WeightFormat()}, work / "dense2")
-                rows.append({"kernel": name, "block": b, "sparsity": s, "macs": macs, "dense_instructions": dd_ins,
-                             "dense_cycles": dd_cyc, "dense_cycles_per_mac": dd_cyc / macs,
-                             "sparse_instructions": s_ins, "sparse_cycles": s_cyc, "speedup": dd_cyc / s_cyc,
-                             "mismatches": bad + bad2 + bad3, "emulator_ips": max(ips, ips2)})
+                rows.append(
+                    {
+                        "kernel": name,
+                        "block": b,
+                        "sparsity": s,
+                        "macs": macs,
+                        "dense_instructions": dd_ins,
+                        "dense_cycles": dd_cyc,
+                        "dense_cycles_per_mac": dd_cyc / macs,
+                        "sparse_instructions": s_ins,
+                        "sparse_cycles": s_cyc,
+                        "speedup": dd_cyc / s_cyc,
+                        "mismatches": bad + bad2 + bad3,
+                        "emulator_ips": max(ips, ips2),
+                    }
+                )
                 done += 1
                 progress(done, total, f"{name} b={b} s={s}")
     return rows
@@ -101,15 +119,20 @@ def whole_rows(cfg: BenchConfig, work: Path, progress: Progress = no_progress) -
     table = data_dir() / "nas" / "candidates.parquet"
     out = []
     qm0 = models.quantize_arch(WHOLE_ARCH, seed=cfg.seed)
-    variants = [("seeded arch dense", qm0, "dense"),
-                ("seeded arch sparse 90% b4", models.prune_int8(qm0, 0.9, 4), "auto")]
+    variants = [
+        ("seeded arch dense", qm0, "dense"),
+        ("seeded arch sparse 90% b4", models.prune_int8(qm0, 0.9, 4), "auto"),
+    ]
     if table.is_file():
         for cid in (0, 1):
             try:
                 qm, row = models.candidate(cid)
             except WorkbenchError:
                 continue
-            variants += [(f"candidate {cid} dense", qm, "dense"), (f"candidate {cid} as searched", qm, "auto")]
+            variants += [
+                (f"candidate {cid} dense", qm, "dense"),
+                (f"candidate {cid} as searched", qm, "auto"),
+            ]
     for i, (label, qm, mode) in enumerate(variants):
         shape = qm.graph.tensors[qm.graph.input].shape
         x = np.random.default_rng(cfg.seed).integers(-128, 128, size=shape).astype(np.int8)
@@ -135,22 +158,67 @@ def run(cfg: BenchConfig, progress: Progress = no_progress) -> dict[str, Any]:
 def markdown(res: dict[str, Any]) -> str:
     from core.io import markdown_table
 
-    k = markdown_table(["kernel", "b", "sparsity", "MACs", "dense cyc", "dense cyc/MAC", "sparse cyc", "speedup",
-                        "mismatches"],
-                       [[r["kernel"], r["block"], r["sparsity"], r["macs"], r["dense_cycles"],
-                         r["dense_cycles_per_mac"], r["sparse_cycles"], r["speedup"], r["mismatches"]]
-                        for r in res["kernels"]])
-    w = markdown_table(["model", "MACs", "est. cycles", "cyc/MAC", "ms @216MHz", "flash", "SRAM", "bit-exact",
-                        "emulator instr/s"],
-                       [[r["model"], r.get("macs"), r.get("cycles"), r.get("cycles_per_mac"),
-                         r.get("milliseconds_at_216MHz"), r.get("flash_bytes"), r.get("sram_bytes"),
-                         r.get("bit_exact"), r.get("emulator_instructions_per_s", r.get("error"))]
-                        for r in res["whole"]])
-    return ("# SparseEngine benchmark (emulated Cortex-M7, estimated cycles)\n\n"
-            "Reference points: SMLAD limit 0.5 cycles/MAC (2 MAC/cycle); CMSIS-NN ≈ 4 cycles/MAC "
-            "(TinyEngine paper, STM32H743).\n\n## Kernels: dense vs sparse on the same pruned weights\n\n"
-            f"{k}\n\n## Whole models\n\n{w}\n\nEmulator throughput (median): "
-            f"{res['emulator_ips_median'] / 1e6:.2f} M instructions/s\n")
+    k = markdown_table(
+        [
+            "kernel",
+            "b",
+            "sparsity",
+            "MACs",
+            "dense cyc",
+            "dense cyc/MAC",
+            "sparse cyc",
+            "speedup",
+            "mismatches",
+        ],
+        [
+            [
+                r["kernel"],
+                r["block"],
+                r["sparsity"],
+                r["macs"],
+                r["dense_cycles"],
+                r["dense_cycles_per_mac"],
+                r["sparse_cycles"],
+                r["speedup"],
+                r["mismatches"],
+            ]
+            for r in res["kernels"]
+        ],
+    )
+    w = markdown_table(
+        [
+            "model",
+            "MACs",
+            "est. cycles",
+            "cyc/MAC",
+            "ms @216MHz",
+            "flash",
+            "SRAM",
+            "bit-exact",
+            "emulator instr/s",
+        ],
+        [
+            [
+                r["model"],
+                r.get("macs"),
+                r.get("cycles"),
+                r.get("cycles_per_mac"),
+                r.get("milliseconds_at_216MHz"),
+                r.get("flash_bytes"),
+                r.get("sram_bytes"),
+                r.get("bit_exact"),
+                r.get("emulator_instructions_per_s", r.get("error")),
+            ]
+            for r in res["whole"]
+        ],
+    )
+    return (
+        "# SparseEngine benchmark (emulated Cortex-M7, estimated cycles)\n\n"
+        "Reference points: SMLAD limit 0.5 cycles/MAC (2 MAC/cycle); CMSIS-NN ≈ 4 cycles/MAC "
+        "(TinyEngine paper, STM32H743).\n\n## Kernels: dense vs sparse on the same pruned weights\n\n"
+        f"{k}\n\n## Whole models\n\n{w}\n\nEmulator throughput (median): "
+        f"{res['emulator_ips_median'] / 1e6:.2f} M instructions/s\n"
+    )
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -17,8 +17,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("engine", help="SparseEngine: build | run | compare a NAS candidate on an emulated M7")
     p.add_argument("action", choices=("build", "run", "compare"))
     p.add_argument("candidate", type=int, help="candidate id in data/nas/candidates.parquet")
-    p.add_argument("--sparse", choices=("auto", "dense"), default="auto",
-                   help="auto: sparse kernels where the blockwise encoding is smaller; dense: all dense")
+    p.add_argument(
+        "--sparse",
+        choices=("auto", "dense"),
+        default="auto",
+        help="auto: sparse kernels where the blockwise encoding is smaller; dense: all dense",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the random input image")
     p.set_defaults(func=main)
 
@@ -44,25 +48,46 @@ def main(args: argparse.Namespace) -> int:
 
             program = generate(qm, build_dir, choose_formats(qm, args.sparse))
             fw = build(program.sources, build_dir)
-            summary = {"flash_bytes": fw.flash_bytes, "sram_bytes": fw.sram_bytes,
-                       "arena_bytes": program.arena_bytes, "sections": fw.sections}
+            summary = {
+                "flash_bytes": fw.flash_bytes,
+                "sram_bytes": fw.sram_bytes,
+                "arena_bytes": program.arena_bytes,
+                "sections": fw.sections,
+            }
             rows = []
         else:
             dep = deploy(qm, build_dir, x, args.sparse, compare=args.action == "compare", progress=progress)
             summary, rows = dep.summary(), dep.layers
-    manifest = {"candidate": args.candidate, "action": args.action, "sparse": args.sparse, "seed": args.seed,
-                "weights": row.get("weights"), "arch": row["arch"], "build_dir": str(build_dir), **summary,
-                "layers": [vars(r) for r in rows]}
+    manifest = {
+        "candidate": args.candidate,
+        "action": args.action,
+        "sparse": args.sparse,
+        "seed": args.seed,
+        "weights": row.get("weights"),
+        "arch": row["arch"],
+        "build_dir": str(build_dir),
+        **summary,
+        "layers": [vars(r) for r in rows],
+    }
     write_json_atomic(out / "manifest.json", manifest)
-    table = markdown_table(["layer", "kind", "storage", "MACs", "instructions", "est. cycles", "bit-exact"],
-                           [[r.name, r.kind, r.storage, r.macs, r.instructions, r.cycles, r.exact] for r in rows])
+    table = markdown_table(
+        ["layer", "kind", "storage", "MACs", "instructions", "est. cycles", "bit-exact"],
+        [[r.name, r.kind, r.storage, r.macs, r.instructions, r.cycles, r.exact] for r in rows],
+    )
     head = "\n".join(f"- {k}: {v}" for k, v in summary.items() if k != "sections")
-    write_result(f"engine_{args.action}", f"# engine {args.action} candidate {args.candidate}\n\n{head}\n\n{table}",
-                 {"summary": summary}, vars(args) | {"func": None}, folder=out)
+    write_result(
+        f"engine_{args.action}",
+        f"# engine {args.action} candidate {args.candidate}\n\n{head}\n\n{table}",
+        {"summary": summary},
+        vars(args) | {"func": None},
+        folder=out,
+    )
     print(head)
     if rows:
         print(table)
     if args.action == "compare" and not summary.get("bit_exact"):
         bad = [r.name for r in rows if r.exact is False]
-        raise WorkbenchError(f"the emulated model differs from the integer reference in layers: {', '.join(bad)}")
+        raise WorkbenchError(
+            f"the emulated model differs from the integer reference in layers: {', '.join(bad)}"
+        )
     return 0

@@ -31,8 +31,19 @@ import numpy as np
 #: `branch_taken` (taken branches, detected from control flow between blocks)
 CLASSES = ("mac", "mul", "div", "load", "store", "multi", "branch", "alu", "fp", "extra_regs", "branch_taken")
 N_INSTRUCTION_CLASSES = 9
-COST = {"mac": 1, "mul": 1, "div": 8, "load": 1, "store": 1, "multi": 1, "branch": 1, "alu": 1, "fp": 1,
-        "extra_regs": 1, "branch_taken": 1}
+COST = {
+    "mac": 1,
+    "mul": 1,
+    "div": 8,
+    "load": 1,
+    "store": 1,
+    "multi": 1,
+    "branch": 1,
+    "alu": 1,
+    "fp": 1,
+    "extra_regs": 1,
+    "branch_taken": 1,
+}
 TAKEN_PENALTY = COST["branch_taken"]
 CLOCK_HZ = 216_000_000
 
@@ -51,7 +62,7 @@ def _is_branch(m: str) -> bool:
     if m in _BRANCH:
         return True
     for base in ("b", "bl", "bx"):
-        if m.startswith(base) and m[len(base):] in _COND:
+        if m.startswith(base) and m[len(base) :] in _COND:
             return True
     return False
 
@@ -67,7 +78,7 @@ def classify(mnemonic: str, op_str: str) -> tuple[str, int]:
     if m.startswith(("ldm", "stm", "push", "pop", "ldrd", "strd", "vpush", "vpop", "vldm", "vstm")):
         n = 2 if m.startswith(("ldrd", "strd")) else 1
         if "{" in ops:
-            inside = ops[ops.index("{") + 1: ops.index("}")]
+            inside = ops[ops.index("{") + 1 : ops.index("}")]
             n = sum(_range_len(part) for part in inside.split(","))
         return ("branch" if "pc" in ops and m.startswith(("pop", "ldm")) else "multi", n)
     if m.startswith("v"):

@@ -68,9 +68,15 @@ def _block_vector(md, code: bytes, address: int) -> tuple[np.ndarray, bool]:
     return vec, last_branch
 
 
-def run(build: Build, inputs: dict[str | int, bytes], read: dict[str, int] | None = None,
-        layer_names: list[str] | None = None, on_layer_end: Callable[[int, Callable[[int, int], bytes]], None] | None = None,
-        target: Target | None = None, max_instructions: int = 2_000_000_000) -> RunResult:
+def run(
+    build: Build,
+    inputs: dict[str | int, bytes],
+    read: dict[str, int] | None = None,
+    layer_names: list[str] | None = None,
+    on_layer_end: Callable[[int, Callable[[int, int], bytes]], None] | None = None,
+    target: Target | None = None,
+    max_instructions: int = 2_000_000_000,
+) -> RunResult:
     """Run `build` from reset to `se_halt`.
 
     inputs: symbol name (or address) -> bytes written there before reset (e.g. the input image).
@@ -106,7 +112,13 @@ def run(build: Build, inputs: dict[str | int, bytes], read: dict[str, int] | Non
     md = Cs(CS_ARCH_ARM, CS_MODE_THUMB | CS_MODE_MCLASS)
     cache: dict[tuple[int, int], tuple[np.ndarray, bool]] = {}
     result = RunResult()
-    state = {"layer": -1, "counts": np.zeros(N_CLASSES, np.int64), "prev_end": -1, "prev_branch": False, "n": 0}
+    state = {
+        "layer": -1,
+        "counts": np.zeros(N_CLASSES, np.int64),
+        "prev_end": -1,
+        "prev_branch": False,
+        "n": 0,
+    }
     result.counts[-1] = state["counts"]
 
     def read_mem(address: int, size: int) -> bytes:
@@ -146,8 +158,10 @@ def run(build: Build, inputs: dict[str | int, bytes], read: dict[str, int] | Non
     result.seconds = time.perf_counter() - t0
     pc = uc.reg_read(UC_ARM_REG_PC)
     if pc != halt:
-        raise WorkbenchError(f"the emulated program did not reach se_halt within {max_instructions} "
-                             f"instructions (stopped at pc=0x{pc:08x} in {_layer_label(state['layer'], layer_names)})")
+        raise WorkbenchError(
+            f"the emulated program did not reach se_halt within {max_instructions} "
+            f"instructions (stopped at pc=0x{pc:08x} in {_layer_label(state['layer'], layer_names)})"
+        )
     if on_layer_end is not None and state["layer"] >= 0:
         on_layer_end(state["layer"], read_mem)
     result.instructions = int(sum(int(v[:N_INSTRUCTION_CLASSES].sum()) for v in result.counts.values()))

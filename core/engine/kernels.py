@@ -61,8 +61,9 @@ class KernelKey:
     def source(self) -> str:
         """The kernel's C source: the template with this key's constants."""
         text = (TEMPLATE_DIR / f"{self.op}.c.tmpl").read_text()
-        return Template(text).substitute(NAME=self.name, KH=self.kh, KW=self.kw, S=self.stride, P=self.pad,
-                                         B=self.block)
+        return Template(text).substitute(
+            NAME=self.name, KH=self.kh, KW=self.kw, S=self.stride, P=self.pad, B=self.block
+        )
 
     def prototype(self) -> str:
         """The C declaration of the generated function (for se_kernels.h)."""
@@ -70,16 +71,24 @@ class KernelKey:
         qparams = "const int32_t *bias, const int32_t *mult, const int32_t *shift"
         tail = "int32_t in_zp, int32_t out_zp, int32_t act_min, int32_t act_max"
         if self.op == "conv2d":
-            return (f"void {self.name}({conv_in}, const int8_t *wt, {qparams}, int32_t per_channel, int8_t *out, "
-                    f"int32_t Ho, int32_t Wo, int32_t Cout, {tail}, int16_t *col);")
+            return (
+                f"void {self.name}({conv_in}, const int8_t *wt, {qparams}, int32_t per_channel, int8_t *out, "
+                f"int32_t Ho, int32_t Wo, int32_t Cout, {tail}, int16_t *col);"
+            )
         if self.op == "sparse_conv2d":
-            return (f"void {self.name}({conv_in}, const uint8_t *enc, {qparams}, int32_t per_channel, "
-                    f"int8_t *out, int32_t Ho, int32_t Wo, int32_t Cout, {tail}, int32_t *acc);")
+            return (
+                f"void {self.name}({conv_in}, const uint8_t *enc, {qparams}, int32_t per_channel, "
+                f"int8_t *out, int32_t Ho, int32_t Wo, int32_t Cout, {tail}, int32_t *acc);"
+            )
         if self.op == "dwconv2d":
-            return (f"void {self.name}(const int8_t *in, int32_t H, int32_t W, int32_t C, const int8_t *wt, "
-                    f"{qparams}, int8_t *out, int32_t Ho, int32_t Wo, {tail});")
-        return (f"void {self.name}(const int8_t *in, int32_t H, int32_t W, int32_t C, const uint8_t *enc, "
-                f"{qparams}, int8_t *out, int32_t Ho, int32_t Wo, {tail}, int32_t *acc);")
+            return (
+                f"void {self.name}(const int8_t *in, int32_t H, int32_t W, int32_t C, const int8_t *wt, "
+                f"{qparams}, int8_t *out, int32_t Ho, int32_t Wo, {tail});"
+            )
+        return (
+            f"void {self.name}(const int8_t *in, int32_t H, int32_t W, int32_t C, const uint8_t *enc, "
+            f"{qparams}, int8_t *out, int32_t Ho, int32_t Wo, {tail}, int32_t *acc);"
+        )
 
 
 def emit(keys: list[KernelKey], out_dir: Path) -> list[Path]:
@@ -102,8 +111,9 @@ def emit(keys: list[KernelKey], out_dir: Path) -> list[Path]:
     protos = "\n".join(k.prototype() for k in unique)
     (out_dir / "se_kernels.h").write_text(
         "/* Prototypes of the kernels generated for this program (core/engine/kernels.py). */\n"
-        "#ifndef SE_KERNELS_H\n#define SE_KERNELS_H\n#include \"se_common.h\"\n"
-        f"{protos}\n#endif\n")
+        '#ifndef SE_KERNELS_H\n#define SE_KERNELS_H\n#include "se_common.h"\n'
+        f"{protos}\n#endif\n"
+    )
     return files
 
 

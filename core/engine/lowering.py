@@ -18,8 +18,19 @@ from core.engine.kernels import KernelKey, conv_scratch, matmul_av_scratch, matm
 from core.errors import WorkbenchError
 
 #: op kinds the engine can run
-SUPPORTED = ("conv2d", "dwconv2d", "linear", "matmul_qk", "matmul_av", "softmax", "layernorm", "add",
-             "maxpool", "avgpool", "reshape")
+SUPPORTED = (
+    "conv2d",
+    "dwconv2d",
+    "linear",
+    "matmul_qk",
+    "matmul_av",
+    "softmax",
+    "layernorm",
+    "add",
+    "maxpool",
+    "avgpool",
+    "reshape",
+)
 
 
 @dataclass(frozen=True)
@@ -59,8 +70,10 @@ def _zp(q: Any) -> int:
 def _extra(qop: Any, key: str) -> Any:
     extra = getattr(qop, "extra", None) or {}
     if key not in extra:
-        raise WorkbenchError(f"op {qop.op.name!r} ({qop.op.kind}) lacks the quantization parameter "
-                             f"{key!r}; found: {', '.join(sorted(extra)) or 'none'}")
+        raise WorkbenchError(
+            f"op {qop.op.name!r} ({qop.op.kind}) lacks the quantization parameter "
+            f"{key!r}; found: {', '.join(sorted(extra)) or 'none'}"
+        )
     return extra[key]
 
 
@@ -73,8 +86,10 @@ def lower_op(qop: Any, graph: Any, fmt: WeightFormat) -> Lowered:
     """The kernel call for `qop` (a `core.tinyformer.quant.QOp`); unsupported kinds name the layer."""
     op = qop.op
     if op.kind not in SUPPORTED:
-        raise WorkbenchError(f"layer {op.name!r} has op kind {op.kind!r}, which the SparseEngine does not "
-                             f"support; supported: {', '.join(SUPPORTED)}")
+        raise WorkbenchError(
+            f"layer {op.name!r} has op kind {op.kind!r}, which the SparseEngine does not "
+            f"support; supported: {', '.join(SUPPORTED)}"
+        )
     shapes = [graph.tensors[t].shape for t in op.inputs]
     out_shape = graph.tensors[op.output].shape
     low = _LOWER[op.kind](qop, shapes, out_shape, fmt)
@@ -92,7 +107,7 @@ def pack_dense(w4: np.ndarray) -> np.ndarray:
     rows = w4.reshape(cout, -1)  # (Cout, K)
     k4 = -(-rows.shape[1] // 4) * 4
     padded = np.zeros((cout + cout % 2, k4), np.int8)
-    padded[:cout, :rows.shape[1]] = rows
+    padded[:cout, : rows.shape[1]] = rows
     pairs = padded.reshape(-1, 2, k4 // 4, 4)  # (Cout/2, 2, K4/4, 4)
     return pairs.transpose(0, 2, 1, 3).ravel()  # (Cout/2, K4/4, 2, 4)
 
@@ -119,9 +134,11 @@ def _conv_like(qop: Any, shapes: list, out_shape: tuple, fmt: WeightFormat) -> L
         bias = bias - _zp(qop.in_q[0]) * w.reshape(cout, -1).astype(np.int64).sum(axis=1)
         if bias.min() < -(2**31) or bias.max() >= 2**31:
             raise WorkbenchError(f"layer {op.name!r}: the folded bias overflows int32")
-    arrays = [(f"{ident}_bias", "int32_t", bias.astype(np.int32)),
-              (f"{ident}_mult", "int32_t", _vec(qop.multiplier, nq)),
-              (f"{ident}_shift", "int32_t", _vec(qop.shift, nq))]
+    arrays = [
+        (f"{ident}_bias", "int32_t", bias.astype(np.int32)),
+        (f"{ident}_mult", "int32_t", _vec(qop.multiplier, nq)),
+        (f"{ident}_shift", "int32_t", _vec(qop.shift, nq)),
+    ]
     w4 = w.reshape(cout, kh, kw, cin)  # linear (out, in) -> (out, 1, 1, in)
     if fmt.sparse:
         enc = np.frombuffer(sparse.encode(w4, fmt.block), np.uint8)
@@ -135,9 +152,11 @@ def _conv_like(qop: Any, shapes: list, out_shape: tuple, fmt: WeightFormat) -> L
     zps = (_zp(qop.in_q[0]), _zp(qop.out_q), int(qop.act_min), int(qop.act_max))
 
     def call(addr: Callable[[str], str]) -> str:
-        return (f"{key.name}({addr(op.inputs[0])}, {h}, {wd}, {cin}, {ident}_w, {ident}_bias, {ident}_mult, "
-                f"{ident}_shift, {per_channel}, {addr(op.output)}, {ho}, {wo}, {cout}, {zps[0]}, {zps[1]}, "
-                f"{zps[2]}, {zps[3]}, ({scratch_t} *){addr(op.name + '.scratch')});")
+        return (
+            f"{key.name}({addr(op.inputs[0])}, {h}, {wd}, {cin}, {ident}_w, {ident}_bias, {ident}_mult, "
+            f"{ident}_shift, {per_channel}, {addr(op.output)}, {ho}, {wo}, {cout}, {zps[0]}, {zps[1]}, "
+            f"{zps[2]}, {zps[3]}, ({scratch_t} *){addr(op.name + '.scratch')});"
+        )
 
     return Lowered("", "", key, arrays, scratch, call, int(arrays[-1][2].size) + 12 * cout, fmt)
 
@@ -151,8 +170,11 @@ def _dwconv(qop: Any, shapes: list, out_shape: tuple, fmt: WeightFormat) -> Lowe
     stride, pad = int(op.attrs.get("stride", 1)), int(op.attrs.get("pad", 0))
     ident = _c_ident(op.name)
     bias = np.zeros(c, np.int32) if qop.bias is None else np.asarray(qop.bias, np.int32)
-    arrays = [(f"{ident}_bias", "int32_t", bias), (f"{ident}_mult", "int32_t", _vec(qop.multiplier, c)),
-              (f"{ident}_shift", "int32_t", _vec(qop.shift, c))]
+    arrays = [
+        (f"{ident}_bias", "int32_t", bias),
+        (f"{ident}_mult", "int32_t", _vec(qop.multiplier, c)),
+        (f"{ident}_shift", "int32_t", _vec(qop.shift, c)),
+    ]
     if fmt.sparse:
         arrays.append((f"{ident}_w", "uint8_t", np.frombuffer(sparse.encode(w, fmt.block), np.uint8)))
         key = KernelKey("sparse_dwconv2d", kh, kw, stride, pad, fmt.block)
@@ -163,16 +185,21 @@ def _dwconv(qop: Any, shapes: list, out_shape: tuple, fmt: WeightFormat) -> Lowe
 
     def call(addr: Callable[[str], str]) -> str:
         tail = f", (int32_t *){addr(op.name + '.scratch')}" if fmt.sparse else ""
-        return (f"{key.name}({addr(op.inputs[0])}, {h}, {wd}, {c}, {ident}_w, {ident}_bias, {ident}_mult, "
-                f"{ident}_shift, {addr(op.output)}, {ho}, {wo}, {zps}{tail});")
+        return (
+            f"{key.name}({addr(op.inputs[0])}, {h}, {wd}, {c}, {ident}_w, {ident}_bias, {ident}_mult, "
+            f"{ident}_shift, {addr(op.output)}, {ho}, {wo}, {zps}{tail});"
+        )
 
-    return Lowered("", "", key, arrays, 4 * ho * wo if fmt.sparse else 0, call,
-                   int(arrays[-1][2].size) + 12 * c, fmt)
+    return Lowered(
+        "", "", key, arrays, 4 * ho * wo if fmt.sparse else 0, call, int(arrays[-1][2].size) + 12 * c, fmt
+    )
 
 
 def _requant_args(qop: Any) -> str:
-    return (f"{int(np.ravel(qop.multiplier)[0])}, {int(np.ravel(qop.shift)[0])}, {_zp(qop.out_q)}, "
-            f"{int(qop.act_min)}, {int(qop.act_max)}")
+    return (
+        f"{int(np.ravel(qop.multiplier)[0])}, {int(np.ravel(qop.shift)[0])}, {_zp(qop.out_q)}, "
+        f"{int(qop.act_min)}, {int(qop.act_max)}"
+    )
 
 
 def _matmul_qk(qop: Any, shapes: list, out_shape: tuple, fmt: WeightFormat) -> Lowered:
@@ -182,9 +209,11 @@ def _matmul_qk(qop: Any, shapes: list, out_shape: tuple, fmt: WeightFormat) -> L
     scratch = matmul_qk_scratch(nk, d // heads)
 
     def call(addr: Callable[[str], str]) -> str:
-        return (f"se_matmul_qk({addr(op.inputs[0])}, {addr(op.inputs[1])}, {addr(op.output)}, {nq}, {nk}, {d}, "
-                f"{heads}, {_zp(qop.in_q[0])}, {_zp(qop.in_q[1])}, {_requant_args(qop)}, "
-                f"(int16_t *){addr(op.name + '.scratch')});")
+        return (
+            f"se_matmul_qk({addr(op.inputs[0])}, {addr(op.inputs[1])}, {addr(op.output)}, {nq}, {nk}, {d}, "
+            f"{heads}, {_zp(qop.in_q[0])}, {_zp(qop.in_q[1])}, {_requant_args(qop)}, "
+            f"(int16_t *){addr(op.name + '.scratch')});"
+        )
 
     return Lowered("", "", None, [], scratch, call)
 
@@ -195,9 +224,11 @@ def _matmul_av(qop: Any, shapes: list, out_shape: tuple, fmt: WeightFormat) -> L
     scratch = matmul_av_scratch(nk, d // heads)
 
     def call(addr: Callable[[str], str]) -> str:
-        return (f"se_matmul_av({addr(op.inputs[0])}, {addr(op.inputs[1])}, {addr(op.output)}, {heads}, {nq}, "
-                f"{nk}, {d}, {_zp(qop.in_q[0])}, {_zp(qop.in_q[1])}, {_requant_args(qop)}, "
-                f"(int16_t *){addr(op.name + '.scratch')});")
+        return (
+            f"se_matmul_av({addr(op.inputs[0])}, {addr(op.inputs[1])}, {addr(op.output)}, {heads}, {nq}, "
+            f"{nk}, {d}, {_zp(qop.in_q[0])}, {_zp(qop.in_q[1])}, {_requant_args(qop)}, "
+            f"(int16_t *){addr(op.name + '.scratch')});"
+        )
 
     return Lowered("", "", None, [], scratch, call)
 
@@ -210,8 +241,10 @@ def _softmax(qop: Any, shapes: list, out_shape: tuple, fmt: WeightFormat) -> Low
     lut = np.asarray(_extra(qop, "lut"), np.int32)
 
     def call(addr: Callable[[str], str]) -> str:
-        return (f"se_softmax({addr(op.inputs[0])}, {addr(op.output)}, {rows}, {length}, {ident}_lut, "
-                f"(int32_t *){addr(op.name + '.scratch')});")
+        return (
+            f"se_softmax({addr(op.inputs[0])}, {addr(op.output)}, {rows}, {length}, {ident}_lut, "
+            f"(int32_t *){addr(op.name + '.scratch')});"
+        )
 
     return Lowered("", "", None, [(f"{ident}_lut", "int32_t", lut)], 4 * length, call)
 
@@ -224,11 +257,20 @@ def _layernorm(qop: Any, shapes: list, out_shape: tuple, fmt: WeightFormat) -> L
     beta = np.asarray(qop.bias if qop.bias is not None else _extra(qop, "beta"), np.int32)
 
     def call(addr: Callable[[str], str]) -> str:
-        return (f"se_layernorm({addr(op.inputs[0])}, {addr(op.output)}, {n}, {d}, {ident}_gamma, {ident}_beta, "
-                f"{_requant_args(qop)});")
+        return (
+            f"se_layernorm({addr(op.inputs[0])}, {addr(op.output)}, {n}, {d}, {ident}_gamma, {ident}_beta, "
+            f"{_requant_args(qop)});"
+        )
 
-    return Lowered("", "", None, [(f"{ident}_gamma", "int32_t", gamma.ravel()),
-                                  (f"{ident}_beta", "int32_t", beta.ravel())], 0, call, 8 * d)
+    return Lowered(
+        "",
+        "",
+        None,
+        [(f"{ident}_gamma", "int32_t", gamma.ravel()), (f"{ident}_beta", "int32_t", beta.ravel())],
+        0,
+        call,
+        8 * d,
+    )
 
 
 def _add(qop: Any, shapes: list, out_shape: tuple, fmt: WeightFormat) -> Lowered:
@@ -237,14 +279,18 @@ def _add(qop: Any, shapes: list, out_shape: tuple, fmt: WeightFormat) -> Lowered
     ident = _c_ident(op.name)
     m, s = np.ravel(qop.multiplier), np.ravel(qop.shift)
     if m.size != 3 or s.size != 3:
-        raise WorkbenchError(f"layer {op.name!r} (add) needs 3 multipliers and shifts [a, b, out], got {m.size}")
+        raise WorkbenchError(
+            f"layer {op.name!r} (add) needs 3 multipliers and shifts [a, b, out], got {m.size}"
+        )
     p = [int(m[0]), int(s[0]), int(m[1]), int(s[1]), int(m[2]), int(s[2])]
     n = int(np.prod(out_shape))
 
     def call(addr: Callable[[str], str]) -> str:
-        return (f"se_add({addr(op.inputs[0])}, {addr(op.inputs[1])}, {addr(op.output)}, {n}, "
-                f"{_zp(qop.in_q[0])}, {_zp(qop.in_q[1])}, {ident}_p, {_zp(qop.out_q)}, {int(qop.act_min)}, "
-                f"{int(qop.act_max)});")
+        return (
+            f"se_add({addr(op.inputs[0])}, {addr(op.inputs[1])}, {addr(op.output)}, {n}, "
+            f"{_zp(qop.in_q[0])}, {_zp(qop.in_q[1])}, {ident}_p, {_zp(qop.out_q)}, {int(qop.act_min)}, "
+            f"{int(qop.act_max)});"
+        )
 
     return Lowered("", "", None, [(f"{ident}_p", "int32_t", np.asarray(p, np.int32))], 0, call)
 
@@ -255,12 +301,16 @@ def _maxpool(qop: Any, shapes: list, out_shape: tuple, fmt: WeightFormat) -> Low
     k = int(op.attrs["kernel"][0])
     s = int(op.attrs.get("stride", k))
     if int(op.attrs.get("pad", 0)) or op.attrs["kernel"][0] != op.attrs["kernel"][1]:
-        raise WorkbenchError(f"layer {op.name!r}: maxpool supports square kernels without padding, got "
-                             f"kernel {op.attrs['kernel']} pad {op.attrs.get('pad')}")
+        raise WorkbenchError(
+            f"layer {op.name!r}: maxpool supports square kernels without padding, got "
+            f"kernel {op.attrs['kernel']} pad {op.attrs.get('pad')}"
+        )
 
     def call(addr: Callable[[str], str]) -> str:
-        return (f"se_maxpool({addr(op.inputs[0])}, {addr(op.output)}, {h}, {w}, {c}, {k}, {s}, {ho}, {wo}, "
-                f"{int(qop.act_min)}, {int(qop.act_max)});")
+        return (
+            f"se_maxpool({addr(op.inputs[0])}, {addr(op.output)}, {h}, {w}, {c}, {k}, {s}, {ho}, {wo}, "
+            f"{int(qop.act_min)}, {int(qop.act_max)});"
+        )
 
     return Lowered("", "", None, [], 0, call)
 
@@ -269,12 +319,16 @@ def _avgpool(qop: Any, shapes: list, out_shape: tuple, fmt: WeightFormat) -> Low
     op = qop.op
     h, w, c = shapes[0]
     if tuple(op.attrs["kernel"]) != (h, w):
-        raise WorkbenchError(f"layer {op.name!r}: only global average pooling is supported, got kernel "
-                             f"{op.attrs['kernel']} on a {h}x{w} map")
+        raise WorkbenchError(
+            f"layer {op.name!r}: only global average pooling is supported, got kernel "
+            f"{op.attrs['kernel']} on a {h}x{w} map"
+        )
 
     def call(addr: Callable[[str], str]) -> str:
-        return (f"se_avgpool_global({addr(op.inputs[0])}, {addr(op.output)}, {h * w}, {c}, {int(qop.act_min)}, "
-                f"{int(qop.act_max)}, (int32_t *){addr(op.name + '.scratch')});")
+        return (
+            f"se_avgpool_global({addr(op.inputs[0])}, {addr(op.output)}, {h * w}, {c}, {int(qop.act_min)}, "
+            f"{int(qop.act_max)}, (int32_t *){addr(op.name + '.scratch')});"
+        )
 
     return Lowered("", "", None, [], 4 * c, call)
 
@@ -283,6 +337,16 @@ def _reshape(qop: Any, shapes: list, out_shape: tuple, fmt: WeightFormat) -> Low
     return Lowered("", "", None, [], 0, lambda addr: "/* a view: no data movement */")
 
 
-_LOWER = {"conv2d": _conv_like, "linear": _conv_like, "dwconv2d": _dwconv, "matmul_qk": _matmul_qk,
-          "matmul_av": _matmul_av, "softmax": _softmax, "layernorm": _layernorm, "add": _add,
-          "maxpool": _maxpool, "avgpool": _avgpool, "reshape": _reshape}
+_LOWER = {
+    "conv2d": _conv_like,
+    "linear": _conv_like,
+    "dwconv2d": _dwconv,
+    "matmul_qk": _matmul_qk,
+    "matmul_av": _matmul_av,
+    "softmax": _softmax,
+    "layernorm": _layernorm,
+    "add": _add,
+    "maxpool": _maxpool,
+    "avgpool": _avgpool,
+    "reshape": _reshape,
+}

@@ -25,8 +25,13 @@ def calibration_batches(seed: int = 0, batches: int = 2, size: int = 8, resoluti
     return [torch.randn(size, 3, resolution, resolution, generator=gen) for _ in range(batches)]
 
 
-def quantize_arch(arch: dict[str, Any], model: Any = None, seed: int = 0, calib: Any = None,
-                  progress: Progress = no_progress) -> Any:
+def quantize_arch(
+    arch: dict[str, Any],
+    model: Any = None,
+    seed: int = 0,
+    calib: Any = None,
+    progress: Progress = no_progress,
+) -> Any:
     """int8 QuantizedModel of `arch` (random init with `seed` when `model` is None)."""
     import torch
 

@@ -48,15 +48,30 @@ class Deployment:
 
     def summary(self) -> dict[str, Any]:
         macs = sum(r.macs for r in self.layers)
-        return {"flash_bytes": self.build.flash_bytes, "sram_bytes": self.build.sram_bytes,
-                "arena_bytes": self.program.arena_bytes, "macs": macs, "instructions": self.instructions,
-                "cycles": self.cycles, "cycles_per_mac": self.cycles / max(macs, 1),
-                "milliseconds_at_216MHz": self.milliseconds, "emulator_instructions_per_s": self.emulator_ips,
-                "bit_exact": self.exact, "sparse_layers": sum(r.storage == "sparse" for r in self.layers)}
+        return {
+            "flash_bytes": self.build.flash_bytes,
+            "sram_bytes": self.build.sram_bytes,
+            "arena_bytes": self.program.arena_bytes,
+            "macs": macs,
+            "instructions": self.instructions,
+            "cycles": self.cycles,
+            "cycles_per_mac": self.cycles / max(macs, 1),
+            "milliseconds_at_216MHz": self.milliseconds,
+            "emulator_instructions_per_s": self.emulator_ips,
+            "bit_exact": self.exact,
+            "sparse_layers": sum(r.storage == "sparse" for r in self.layers),
+        }
 
 
-def deploy(qm: Any, out_dir: Path, x: np.ndarray, sparse: str | dict[str, int] = "auto",
-           target: Target | None = None, compare: bool = True, progress: Progress = no_progress) -> Deployment:
+def deploy(
+    qm: Any,
+    out_dir: Path,
+    x: np.ndarray,
+    sparse: str | dict[str, int] = "auto",
+    target: Target | None = None,
+    compare: bool = True,
+    progress: Progress = no_progress,
+) -> Deployment:
     """Generate, compile, run on `x` (int8 HWC) and (optionally) compare every layer with run_int8."""
     target = target or Target()
     progress(0, 4, "generating C")
@@ -78,12 +93,31 @@ def deploy(qm: Any, out_dir: Path, x: np.ndarray, sparse: str | dict[str, int] =
         fmt = formats.get(qop.op.name)
         exact = None
         if env is not None:
-            exact = bool(np.array_equal(env[qop.op.output].reshape(ex.layer_outputs[i].shape), ex.layer_outputs[i]))
-        rows.append(LayerReport(qop.op.name, qop.op.kind, "sparse" if fmt and fmt.sparse else
-                                ("dense" if fmt else "-"), int(qop.op.macs), cycles.instructions(counts),
-                                cycles.estimate_cycles(counts), exact, cycles.breakdown(counts)))
+            exact = bool(
+                np.array_equal(env[qop.op.output].reshape(ex.layer_outputs[i].shape), ex.layer_outputs[i])
+            )
+        rows.append(
+            LayerReport(
+                qop.op.name,
+                qop.op.kind,
+                "sparse" if fmt and fmt.sparse else ("dense" if fmt else "-"),
+                int(qop.op.macs),
+                cycles.instructions(counts),
+                cycles.estimate_cycles(counts),
+                exact,
+                cycles.breakdown(counts),
+            )
+        )
     total = sum(r.cycles for r in rows)
     progress(4, 4, "done")
-    return Deployment(program, fw, rows, sum(r.instructions for r in rows), total, cycles.milliseconds(total),
-                      ex.result.instructions_per_second, ex.output,
-                      None if env is None else all(r.exact for r in rows))
+    return Deployment(
+        program,
+        fw,
+        rows,
+        sum(r.instructions for r in rows),
+        total,
+        cycles.milliseconds(total),
+        ex.result.instructions_per_second,
+        ex.output,
+        None if env is None else all(r.exact for r in rows),
+    )

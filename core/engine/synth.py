@@ -22,16 +22,35 @@ from core.tinyformer.quant import QOp, QTensor
 
 QT = QTensor
 _NONE = np.zeros(0, np.int32)
+_UNIT = QTensor(1.0, 0)
 
 
-def SynthQOp(op: Op, weight: np.ndarray | None = None, bias: np.ndarray | None = None,  # noqa: N802
-             multiplier: np.ndarray = _NONE, shift: np.ndarray = _NONE, in_q: tuple[QTensor, ...] = (),
-             out_q: QTensor = QTensor(1.0, 0), act_min: int = -128, act_max: int = 127,
-             extra: dict | None = None) -> QOp:
+def SynthQOp(
+    op: Op,
+    weight: np.ndarray | None = None,
+    bias: np.ndarray | None = None,  # noqa: N802
+    multiplier: np.ndarray = _NONE,
+    shift: np.ndarray = _NONE,
+    in_q: tuple[QTensor, ...] = (),
+    out_q: QTensor = _UNIT,
+    act_min: int = -128,
+    act_max: int = 127,
+    extra: dict | None = None,
+) -> QOp:
     """A `quant.QOp` with the fields the engine and `run_qop` read (w_scale is not needed)."""
-    return QOp(op=op, weight=weight, bias=bias, w_scale=None, multiplier=np.atleast_1d(multiplier),
-               shift=np.atleast_1d(shift), in_q=in_q, out_q=out_q, act_min=act_min, act_max=act_max,
-               extra=extra or {})
+    return QOp(
+        op=op,
+        weight=weight,
+        bias=bias,
+        w_scale=None,
+        multiplier=np.atleast_1d(multiplier),
+        shift=np.atleast_1d(shift),
+        in_q=in_q,
+        out_q=out_q,
+        act_min=act_min,
+        act_max=act_max,
+        extra=extra or {},
+    )
 
 
 @dataclass
@@ -42,8 +61,18 @@ class SynthModel:
     qops: tuple[QOp, ...]
 
 
-KINDS = ("conv2d", "dwconv2d", "linear", "matmul_qk", "matmul_av", "softmax", "layernorm", "add", "maxpool",
-         "avgpool")
+KINDS = (
+    "conv2d",
+    "dwconv2d",
+    "linear",
+    "matmul_qk",
+    "matmul_av",
+    "softmax",
+    "layernorm",
+    "add",
+    "maxpool",
+    "avgpool",
+)
 
 
 def _qt(rng: np.random.Generator) -> QT:
@@ -54,8 +83,9 @@ def _mult(real: float | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return qmath.quantize_multipliers(np.atleast_1d(np.asarray(real, np.float64)))
 
 
-def _weights(rng: np.random.Generator, shape: tuple[int, ...], sparsity: float, block: int,
-             depthwise: bool) -> np.ndarray:
+def _weights(
+    rng: np.random.Generator, shape: tuple[int, ...], sparsity: float, block: int, depthwise: bool
+) -> np.ndarray:
     w = rng.integers(-127, 128, size=shape).astype(np.int8)
     if sparsity > 0:
         rows = w.reshape(shape[0], -1, block)  # (out, blocks per row, block)
@@ -68,16 +98,47 @@ def _selector(name: str, src: str, n: int, d: int, half: int, zp: int, out: str)
     """linear that copies columns [half·d, half·d + d) of an (n, 2d) input exactly."""
     w = np.zeros((d, 2 * d), np.int8)
     w[np.arange(d), half * d + np.arange(d)] = 1
-    op = Op(name=name, kind="linear", inputs=(src,), output=out, attrs={"act": "none"}, weight_shape=(d, 2 * d),
-            macs=n * d * 2 * d, weight_count=2 * d * d, bias_count=d)
+    op = Op(
+        name=name,
+        kind="linear",
+        inputs=(src,),
+        output=out,
+        attrs={"act": "none"},
+        weight_shape=(d, 2 * d),
+        macs=n * d * 2 * d,
+        weight_count=2 * d * d,
+        bias_count=d,
+    )
     m, s = qmath.quantize_multiplier(1.0)
-    return op, SynthQOp(op, w, np.zeros(d, np.int32), np.array([m], np.int32), np.array([s], np.int32),
-                        (QT(0.05, zp),), QT(0.05, zp))
+    return op, SynthQOp(
+        op,
+        w,
+        np.zeros(d, np.int32),
+        np.array([m], np.int32),
+        np.array([s], np.int32),
+        (QT(0.05, zp),),
+        QT(0.05, zp),
+    )
 
 
-def single_op(kind: str, rng: np.random.Generator, *, h: int = 6, w: int = 6, cin: int = 8, cout: int = 8,
-              k: int = 3, stride: int = 1, pad: int | None = None, n: int = 8, d: int = 8, heads: int = 2,
-              act: str = "none", sparsity: float = 0.0, block: int = 1) -> SynthModel:
+def single_op(
+    kind: str,
+    rng: np.random.Generator,
+    *,
+    h: int = 6,
+    w: int = 6,
+    cin: int = 8,
+    cout: int = 8,
+    k: int = 3,
+    stride: int = 1,
+    pad: int | None = None,
+    n: int = 8,
+    d: int = 8,
+    heads: int = 2,
+    act: str = "none",
+    sparsity: float = 0.0,
+    block: int = 1,
+) -> SynthModel:
     """A program whose last op is `kind` with the given shape; weights pruned to `sparsity` in blocks."""
     if kind not in KINDS:
         raise unknown("op kind", kind, KINDS)
@@ -101,18 +162,38 @@ def single_op(kind: str, rng: np.random.Generator, *, h: int = 6, w: int = 6, ci
         fan = k * k * (1 if dw else cin)
         scale = rng.uniform(0.5, 2.0, c_out) / (60.0 * np.sqrt(fan))
         m, s = _mult(scale)
-        op = Op("layer", kind, (x,), add_tensor("layer", (ho, wo, c_out)),
-                {"kernel": (k, k), "stride": stride, "pad": pad, "act": act}, wshape,
-                ho * wo * c_out * fan, int(np.prod(wshape)), c_out)
-        qops.append(SynthQOp(op, wt, rng.integers(-2000, 2000, c_out).astype(np.int32), m, s, (qin,), qout,
-                             lo, hi))
+        op = Op(
+            "layer",
+            kind,
+            (x,),
+            add_tensor("layer", (ho, wo, c_out)),
+            {"kernel": (k, k), "stride": stride, "pad": pad, "act": act},
+            wshape,
+            ho * wo * c_out * fan,
+            int(np.prod(wshape)),
+            c_out,
+        )
+        qops.append(
+            SynthQOp(op, wt, rng.integers(-2000, 2000, c_out).astype(np.int32), m, s, (qin,), qout, lo, hi)
+        )
     elif kind == "linear":
         x = add_tensor("input", (n, cin))
         wt = _weights(rng, (cout, cin), sparsity, block, False)
         m, s = _mult(1.0 / (60.0 * np.sqrt(cin)))
-        op = Op("layer", "linear", (x,), add_tensor("layer", (n, cout)), {"act": act}, (cout, cin),
-                n * cin * cout, cin * cout, cout)
-        qops.append(SynthQOp(op, wt, rng.integers(-2000, 2000, cout).astype(np.int32), m, s, (qin,), qout, lo, hi))
+        op = Op(
+            "layer",
+            "linear",
+            (x,),
+            add_tensor("layer", (n, cout)),
+            {"act": act},
+            (cout, cin),
+            n * cin * cout,
+            cin * cout,
+            cout,
+        )
+        qops.append(
+            SynthQOp(op, wt, rng.integers(-2000, 2000, cout).astype(np.int32), m, s, (qin,), qout, lo, hi)
+        )
     elif kind in ("matmul_qk", "matmul_av", "add"):
         width = n * heads if kind == "matmul_av" else d
         x = add_tensor("input", (n, 2 * width))
@@ -123,43 +204,67 @@ def single_op(kind: str, rng: np.random.Generator, *, h: int = 6, w: int = 6, ci
         qa = QT(0.05, qin.zero_point)
         if kind == "matmul_qk":
             m, s = _mult(1.0 / (30.0 * np.sqrt(d // heads)))
-            op = Op("layer", kind, (a_name, b_name), add_tensor("layer", (heads, n, n)), {"heads": heads},
-                    macs=n * n * d)
+            op = Op(
+                "layer",
+                kind,
+                (a_name, b_name),
+                add_tensor("layer", (heads, n, n)),
+                {"heads": heads},
+                macs=n * n * d,
+            )
         elif kind == "matmul_av":
             p = add_tensor("p", (heads, n, n))  # a view of the first half: (n, heads·n) -> (heads, n, n)
             qops.append(SynthQOp(Op("p", "reshape", (a_name,), p)))
             a_name = p
             m, s = _mult(1.0 / (30.0 * np.sqrt(n)))
-            op = Op("layer", kind, (p, b_name), add_tensor("layer", (n, width)), {"heads": heads},
-                    macs=n * n * width)
+            op = Op(
+                "layer",
+                kind,
+                (p, b_name),
+                add_tensor("layer", (n, width)),
+                {"heads": heads},
+                macs=n * n * width,
+            )
         else:
             op = Op("layer", "add", (a_name, b_name), add_tensor("layer", (n, width)), {"act": act})
             qb = QT(float(rng.uniform(0.02, 0.1)), qin.zero_point)
             par = qmath.add_multipliers(qa.scale, qb.scale, qout.scale)
             mult = np.array([par["a_mult"], par["b_mult"], par["out_mult"]], np.int32)
             shift = np.array([par["a_shift"], par["b_shift"], par["out_shift"]], np.int32)
-            qops.append(SynthQOp(op, None, None, mult, shift, (qa, qb), qout, lo, hi,
-                                 {"left_shift": qmath.ADD_LEFT_SHIFT}))
+            qops.append(
+                SynthQOp(
+                    op, None, None, mult, shift, (qa, qb), qout, lo, hi, {"left_shift": qmath.ADD_LEFT_SHIFT}
+                )
+            )
             return SynthModel(_graph(tensors, qops, x), tuple(qops))
         qops.append(SynthQOp(op, None, None, m, s, (qa, qa), qout, lo, hi))
     elif kind == "softmax":
         x = add_tensor("input", (heads, n, n))
         op = Op("layer", "softmax", (x,), add_tensor("layer", (heads, n, n)), {"axis": -1, "inplace": True})
-        qops.append(SynthQOp(op, in_q=(qin,), out_q=QT(1 / 256, -128), extra={"lut": qmath.softmax_lut(qin.scale)}))
+        qops.append(
+            SynthQOp(op, in_q=(qin,), out_q=QT(1 / 256, -128), extra={"lut": qmath.softmax_lut(qin.scale)})
+        )
     elif kind == "layernorm":
         x = add_tensor("input", (n, d))
         op = Op("layer", "layernorm", (x,), add_tensor("layer", (n, d)), {}, (d,), 0, d, d)
         gamma = rng.integers(-3000, 3000, d).astype(np.int32)
         beta = rng.integers(-20000, 20000, d).astype(np.int32)
-        m, s = _mult(2.0 ** -10 / 40.0)
+        m, s = _mult(2.0**-10 / 40.0)
         qops.append(SynthQOp(op, gamma, beta, m, s, (qin,), qout, lo, hi))
     else:  # pooling
         x = add_tensor("input", (h, w, cin))
         if kind == "maxpool":
-            op = Op("layer", "maxpool", (x,), add_tensor("layer", (h // 2, w // 2, cin)),
-                    {"kernel": (2, 2), "stride": 2, "pad": 0})
+            op = Op(
+                "layer",
+                "maxpool",
+                (x,),
+                add_tensor("layer", (h // 2, w // 2, cin)),
+                {"kernel": (2, 2), "stride": 2, "pad": 0},
+            )
         else:
-            op = Op("layer", "avgpool", (x,), add_tensor("layer", (1, cin)), {"kernel": (h, w), "global": True})
+            op = Op(
+                "layer", "avgpool", (x,), add_tensor("layer", (1, cin)), {"kernel": (h, w), "global": True}
+            )
         qops.append(SynthQOp(op, in_q=(qin,), out_q=qin))
     return SynthModel(_graph(tensors, qops, "input"), tuple(qops))
 

@@ -32,9 +32,20 @@ FLASH_ORIGIN = 0x08000000
 SRAM_ORIGIN = 0x20000000
 #: the MMIO-like word the generated code writes the current layer index to (the emulator hooks it)
 MARKER_ADDRESS = 0x40000000
-CFLAGS = ("-target", "thumb-freestanding-eabihf", "-mcpu=cortex_m7", "-O2", "-ffreestanding",
-          "-fno-builtin", "-ffunction-sections", "-fdata-sections", "-std=c11", "-Wall",
-          "-Werror=implicit-function-declaration", "-Wno-unused-function")
+CFLAGS = (
+    "-target",
+    "thumb-freestanding-eabihf",
+    "-mcpu=cortex_m7",
+    "-O2",
+    "-ffreestanding",
+    "-fno-builtin",
+    "-ffunction-sections",
+    "-fdata-sections",
+    "-std=c11",
+    "-Wall",
+    "-Werror=implicit-function-declaration",
+    "-Wno-unused-function",
+)
 FLASH_SECTIONS = (".isr_vector", ".text", ".rodata", ".data")
 SRAM_SECTIONS = (".data", ".bss", ".noinit", ".stack")
 
@@ -54,8 +65,10 @@ class Target:
             if not isinstance(value, int) or value <= 0:
                 raise WorkbenchError(f"Target.{name} must be a positive integer, got {value!r}")
         if self.stack_bytes % 8 or self.stack_bytes >= self.sram_bytes:
-            raise WorkbenchError(f"Target.stack_bytes={self.stack_bytes} must be a multiple of 8 and "
-                                 f"smaller than sram_bytes={self.sram_bytes}")
+            raise WorkbenchError(
+                f"Target.stack_bytes={self.stack_bytes} must be a multiple of 8 and "
+                f"smaller than sram_bytes={self.sram_bytes}"
+            )
 
 
 @dataclass(frozen=True)
@@ -78,17 +91,20 @@ class Build:
 def linker_script(target: Target) -> str:
     """The linker script for `target`, from templates/link.ld."""
     text = (TEMPLATE_DIR / "link.ld").read_text()
-    return Template(text).substitute(FLASH_BYTES=target.flash_bytes, SRAM_BYTES=target.sram_bytes,
-                                     STACK_BYTES=target.stack_bytes)
+    return Template(text).substitute(
+        FLASH_BYTES=target.flash_bytes, SRAM_BYTES=target.sram_bytes, STACK_BYTES=target.stack_bytes
+    )
 
 
 def _zig(args: list[str]) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "ziglang", "cc", *args], capture_output=True, text=True,
-                          check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "ziglang", "cc", *args], capture_output=True, text=True, check=False
+    )
 
 
-_DIAG = re.compile(r"^(?P<file>[^\s:][^:]*):(?P<line>\d+):(?P<col>\d+): (?:fatal )?error: (?P<msg>.*)$",
-                   re.MULTILINE)
+_DIAG = re.compile(
+    r"^(?P<file>[^\s:][^:]*):(?P<line>\d+):(?P<col>\d+): (?:fatal )?error: (?P<msg>.*)$", re.MULTILINE
+)
 
 
 def _compile_error(stderr: str) -> WorkbenchError:
@@ -110,7 +126,9 @@ def _link_error(stderr: str, target: Target) -> WorkbenchError:
     if over:
         sec, region, n = over[0]
         limit = target.flash_bytes if region == "FLASH" else target.sram_bytes
-        return WorkbenchError(f"the image does not fit: {sec} overflows {region} ({limit} bytes) by {n} bytes")
+        return WorkbenchError(
+            f"the image does not fit: {sec} overflows {region} ({limit} bytes) by {n} bytes"
+        )
     tail = " | ".join(line for line in stderr.strip().splitlines()[-4:])
     return WorkbenchError(f"linking for the Cortex-M7 failed: {tail}")
 
@@ -124,8 +142,13 @@ def compile_object(source: Path, obj: Path, include_dirs: tuple[Path, ...] = ())
     return obj
 
 
-def build(sources: list[Path], out_dir: Path, target: Target | None = None, name: str = "firmware",
-          include_dirs: tuple[Path, ...] = ()) -> Build:
+def build(
+    sources: list[Path],
+    out_dir: Path,
+    target: Target | None = None,
+    name: str = "firmware",
+    include_dirs: tuple[Path, ...] = (),
+) -> Build:
     """Compile `sources` + startup.c, link with the target's linker script, measure flash and SRAM.
 
     Objects and the ELF go to `out_dir` (created). Returns the `Build` with section sizes and the
@@ -140,11 +163,36 @@ def build(sources: list[Path], out_dir: Path, target: Target | None = None, name
     script = out_dir / "link.ld"
     script.write_text(linker_script(target))
     elf = out_dir / f"{name}.elf"
-    res = _zig(["-target", "thumb-freestanding-eabihf", "-mcpu=cortex_m7", "-nostdlib", "-T", str(script),
-                "-Wl,--gc-sections", "-o", str(elf), *map(str, objects), "-lcompiler_rt"])
+    res = _zig(
+        [
+            "-target",
+            "thumb-freestanding-eabihf",
+            "-mcpu=cortex_m7",
+            "-nostdlib",
+            "-T",
+            str(script),
+            "-Wl,--gc-sections",
+            "-o",
+            str(elf),
+            *map(str, objects),
+            "-lcompiler_rt",
+        ]
+    )
     if res.returncode != 0 and "compiler_rt" in res.stderr:
-        res = _zig(["-target", "thumb-freestanding-eabihf", "-mcpu=cortex_m7", "-nostdlib", "-T", str(script),
-                    "-Wl,--gc-sections", "-o", str(elf), *map(str, objects)])
+        res = _zig(
+            [
+                "-target",
+                "thumb-freestanding-eabihf",
+                "-mcpu=cortex_m7",
+                "-nostdlib",
+                "-T",
+                str(script),
+                "-Wl,--gc-sections",
+                "-o",
+                str(elf),
+                *map(str, objects),
+            ]
+        )
     if res.returncode != 0:
         raise _link_error(res.stderr, target)
     return measure(elf)
@@ -157,7 +205,9 @@ def measure(elf: Path) -> Build:
 
     with open(elf, "rb") as fh:
         ef = ELFFile(fh)
-        sections = {s.name: s["sh_size"] for s in ef.iter_sections() if s.name in set(FLASH_SECTIONS + SRAM_SECTIONS)}
+        sections = {
+            s.name: s["sh_size"] for s in ef.iter_sections() if s.name in set(FLASH_SECTIONS + SRAM_SECTIONS)
+        }
         symbols: dict[str, tuple[int, int]] = {}
         for sec in ef.iter_sections():
             if isinstance(sec, SymbolTableSection):
