@@ -45,10 +45,12 @@ class FitzHughNagumo2D(System):
 
     def rhs(self, state: np.ndarray, t: float = 0.0) -> np.ndarray:
         u, v = state[0], state[1]
-        lap = laplacian(state, self.dx, axes=(-2, -1))  # (2, ny, nx)
-        du = self.Du * lap[0] + u - u**3 - v + self.alpha
-        dv = self.Dv * lap[1] + self.beta * (u - v)
-        return np.stack([du, dv])
+        out = laplacian(state, self.dx, axes=(-2, -1))  # (2, ny, nx), filled in place below
+        out[0] *= self.Du
+        out[0] += u - u * u * u - v + self.alpha
+        out[1] *= self.Dv
+        out[1] += self.beta * (u - v)
+        return out
 
     def _initial_condition(self, rng: np.random.Generator, kind: str) -> np.ndarray:
         if kind == "noise":

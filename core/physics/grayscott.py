@@ -46,11 +46,13 @@ class _GrayScott(System):
     def rhs(self, state: np.ndarray, t: float = 0.0) -> np.ndarray:
         u, v = state[0], state[1]
         axes = tuple(range(-self.ndim, 0))
-        lap = laplacian(state, self.dx, axes=axes)  # (2, *n)
+        out = laplacian(state, self.dx, axes=axes)  # (2, *n), filled in place below
         uvv = u * v * v
-        du = self.Du * lap[0] - uvv + self.f * (1.0 - u)
-        dv = self.Dv * lap[1] + uvv - (self.f + self.k) * v
-        return np.stack([du, dv])
+        out[0] *= self.Du
+        out[0] += self.f * (1.0 - u) - uvv
+        out[1] *= self.Dv
+        out[1] += uvv - (self.f + self.k) * v
+        return out
 
     def _initial_condition(self, rng: np.random.Generator, kind: str) -> np.ndarray:
         mesh = self.mesh()
