@@ -13,6 +13,7 @@ read from `core.datasets.preset_defaults`, so the two modules cannot disagree.
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import time
 from typing import Any
@@ -98,9 +99,12 @@ def func(args: argparse.Namespace) -> int:
           + "\n\nsteps/trajectory = warmup + (n_coarse − 1)·k·m at core.datasets preset defaults; "
           f"s/trajectory = steps/trajectory ÷ steps/s. Single process, numpy {np.__version__}, "
           f"{platform.processor() or platform.machine()}, best of {args.repeat} runs.")
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    md += f" Load average during the run: {load:.1f} on {os.cpu_count()} CPUs (shared machines time slower)."
     print(md)
     steps = args.steps or {p: DEFAULT_STEPS[p] for p in presets}
     config = {"presets": presets, "systems": systems, "steps": steps, "repeat": args.repeat}
-    md_path, _ = write_result("bench_solvers", md, {"rows": records}, config)
+    md_path, _ = write_result("bench_solvers", md, {"rows": records, "load_average": load,
+                                                    "cpu_count": os.cpu_count()}, config)
     print(f"\nwrote {md_path} (+ .json)")
     return 0
