@@ -110,37 +110,43 @@ def run(
     uc.reg_write(UC_ARM_REG_SP, int(sp))
 
     md = Cs(CS_ARCH_ARM, CS_MODE_THUMB | CS_MODE_MCLASS)
-    cache: dict[tuple[int, int], tuple[np.ndarray, bool]] = {}
+    # the hook only counts block executions (cheap); class vectors are applied once at the end
+    vectors: dict[int, np.ndarray] = {}
+    branch_ends: set[int] = set()
+    cur: dict[int, int] = {}
+    per_layer: dict[int, dict[int, int]] = {-1: cur}
+    taken: dict[int, int] = {-1: 0}
+    layer, prev_end, prev_branch = -1, -1, False
     result = RunResult()
-    state = {
-        "layer": -1,
-        "counts": np.zeros(N_CLASSES, np.int64),
-        "prev_end": -1,
-        "prev_branch": False,
-        "n": 0,
-    }
-    result.counts[-1] = state["counts"]
 
     def read_mem(address: int, size: int) -> bytes:
         return bytes(uc.mem_read(address, size))
 
     def on_block(uc_, address, size, _user):
-        key = (address, size)
-        entry = cache.get(key)
-        if entry is None:
-            entry = cache[key] = _block_vector(md, bytes(uc_.mem_read(address, size)), address)
-        counts = state["counts"]
-        counts += entry[0]
-        if state["prev_branch"] and address != state["prev_end"]:
-            counts[TAKEN] += 1
-        state["prev_end"] = address + size
-        state["prev_branch"] = entry[1]
+        nonlocal prev_end, prev_branch
+        key = (address << 16) | size
+        n = cur.get(key)
+        if n is None:
+            if key not in vectors:
+                vec, last_branch = _block_vector(md, bytes(uc_.mem_read(address, size)), address)
+                vectors[key] = vec
+                if last_branch:
+                    branch_ends.add(key)
+            cur[key] = 1
+        else:
+            cur[key] = n + 1
+        if prev_branch and address != prev_end:
+            taken[layer] += 1
+        prev_end = address + size
+        prev_branch = key in branch_ends
 
     def on_marker(uc_, _access, _address, _size, value, _user):
-        if on_layer_end is not None and state["layer"] >= 0:
-            on_layer_end(state["layer"], read_mem)
-        state["layer"] = int(value)
-        state["counts"] = result.counts.setdefault(int(value), np.zeros(N_CLASSES, np.int64))
+        nonlocal layer, cur
+        if on_layer_end is not None and layer >= 0:
+            on_layer_end(layer, read_mem)
+        layer = int(value)
+        cur = per_layer.setdefault(layer, {})
+        taken.setdefault(layer, 0)
 
     def on_invalid(uc_, _access, address, _size, _value, _user):
         uc_._se_fault_addr = address
@@ -154,16 +160,22 @@ def run(
     try:
         uc.emu_start(int(reset), halt, count=max_instructions)
     except UcError as exc:
-        raise _fault(exc, uc, state["layer"], layer_names) from exc
+        raise _fault(exc, uc, layer, layer_names) from exc
     result.seconds = time.perf_counter() - t0
     pc = uc.reg_read(UC_ARM_REG_PC)
     if pc != halt:
         raise WorkbenchError(
             f"the emulated program did not reach se_halt within {max_instructions} "
-            f"instructions (stopped at pc=0x{pc:08x} in {_layer_label(state['layer'], layer_names)})"
+            f"instructions (stopped at pc=0x{pc:08x} in {_layer_label(layer, layer_names)})"
         )
-    if on_layer_end is not None and state["layer"] >= 0:
-        on_layer_end(state["layer"], read_mem)
+    if on_layer_end is not None and layer >= 0:
+        on_layer_end(layer, read_mem)
+    for lay, blocks in per_layer.items():
+        vec = np.zeros(N_CLASSES, np.int64)
+        for key, n in blocks.items():
+            vec += n * vectors[key]
+        vec[TAKEN] += taken[lay]
+        result.counts[lay] = vec
     result.instructions = int(sum(int(v[:N_INSTRUCTION_CLASSES].sum()) for v in result.counts.values()))
     for name, size in (read or {}).items():
         result.outputs[name] = read_mem(build.address(name), size)
