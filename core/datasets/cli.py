@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import time
 from pathlib import Path
 from typing import Any
@@ -72,7 +73,16 @@ def _generate(args: argparse.Namespace) -> int:
                         burst_len=args.burst_len, ic=args.ic, warmup=args.warmup,
                         overrides=_overrides(args.set)).resolved()
     t0 = time.perf_counter()
-    with tqdm_progress(f"{cfg.system} {cfg.preset}", unit="step") as progress:
+    with contextlib.ExitStack() as stack:
+        bar = None
+
+        def progress(done: int, total: int, message: str = "") -> None:
+            # the bar opens with the first solver step, so refused inputs and cache hits print none
+            nonlocal bar
+            if bar is None:
+                bar = stack.enter_context(tqdm_progress(f"{cfg.system} {cfg.preset}", unit="step"))
+            bar(done, total, message)
+
         ds = generate(cfg, progress=progress, scheduler=args.scheduler, cache=args.cache,
                       overwrite=args.overwrite)
     seconds = time.perf_counter() - t0

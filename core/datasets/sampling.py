@@ -163,6 +163,16 @@ def _in_process(config: DatasetConfig, progress: Progress) -> Iterator[tuple[int
         yield s, simulate_trajectory(config, s, sub)
 
 
+def check_scheduler(scheduler: Any) -> None:
+    """Refuse a scheduler `generate` cannot use, before anything runs."""
+    if scheduler is None or scheduler == "local" or (isinstance(scheduler, str) and "://" in scheduler):
+        return
+    if type(scheduler).__name__ == "Client" and type(scheduler).__module__.startswith("distributed"):
+        return
+    raise WorkbenchError(f"scheduler={scheduler!r} is not understood; use a 'tcp://host:port' "
+                         "address, 'local', a distributed.Client, or None for in-process")
+
+
 def _on_dask(config: DatasetConfig, scheduler: Any, progress: Progress) -> Iterator[tuple[int, dict]]:
     """One task per trajectory on a Dask cluster; yields results as they complete."""
     from distributed import Client, LocalCluster, as_completed
@@ -183,8 +193,7 @@ def _on_dask(config: DatasetConfig, scheduler: Any, progress: Progress) -> Itera
                                      "(dask scheduler) or omit --scheduler to run in-process") from exc
             owned.append(client)
         else:
-            raise WorkbenchError(f"scheduler={scheduler!r} is not understood; use a 'tcp://host:port' "
-                                 "address, 'local', a distributed.Client, or None for in-process")
+            check_scheduler(scheduler)
         n = config.n_samples
         futures = client.map(simulate_trajectory, [config] * n, range(n), pure=False)
         index = {f.key: s for s, f in enumerate(futures)}

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from core.datasets.config import GENERATOR_VERSION, DatasetConfig
-from core.datasets.sampling import _in_process, _on_dask, _write_sample, template
+from core.datasets.sampling import _in_process, _on_dask, _write_sample, check_scheduler, template
 from core.errors import WorkbenchError
 from core.io import Progress, atomic_path, cache_dir, ensure_writable_dir, no_progress
 
@@ -85,6 +85,7 @@ def generate(config: DatasetConfig, progress: Progress = no_progress, scheduler:
     `progress(done, total, message)` counts solver steps.
     """
     cfg = config.resolved()
+    check_scheduler(scheduler)
     path = dataset_path(cfg, cache)
     ensure_writable_dir(path.parent)  # fail before any computation
     if path.exists() and not overwrite:
