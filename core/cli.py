@@ -18,6 +18,7 @@ from core.errors import WorkbenchError
 COMMANDS: list[str] = [
     "core.engine.cli",  # engine build | run | compare CANDIDATE
     "core.datasets.cli",  # data generate | list
+    "core.pimrl.cli",  # train | evaluate
     "core.tinyformer.cli",  # nas supernas | supernet | sparsenas | show | download-cifar10
 ]
 
@@ -25,6 +26,7 @@ COMMANDS: list[str] = [
 BENCHMARKS: list[str] = [
     "core.engine.bench",  # bench engine
     "core.physics.bench",  # bench solvers
+    "core.pimrl.bench",  # bench pimrl
 ]
 
 

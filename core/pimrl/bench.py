@@ -41,7 +41,8 @@ def register(bench_subparsers: Any) -> None:
     p.add_argument("--seeds", default="0,1", help="comma-separated training seeds (default 0,1)")
     p.add_argument("--iterations", type=int, default=None, help="override the coarse-stage iterations")
     p.add_argument("--pretrain", type=int, default=None, help="override the micro pretraining iterations")
-    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1: the machine is shared)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads per job (default 1: shared machine)")
+    p.add_argument("--jobs", type=int, default=1, help="(system, seed) tasks run in parallel processes")
     p.add_argument("--save-checkpoints", action="store_true",
                    help="ship the first seed's models to data/checkpoints and update manifest.json")
     p.add_argument("--name", default="bench_pimrl", help="result file name under data/results/")
@@ -117,36 +118,42 @@ def time_rollouts(model: Any, ds: Any, system: Any) -> dict[str, float]:
     return {"rollout_s": t_model, "reference_s": t_ref, "speedup": t_ref / t_model, "steps": n_steps}
 
 
-def run_system(system_name: str, preset: str, models: list[str], seeds: list[int], args: Any,
-               progress: Progress = no_progress) -> dict[str, Any]:
-    """Train and score every model for every seed on one system; returns per-model records."""
+def run_task(system_name: str, preset: str, seed: int, models: list[str], iterations: int | None,
+             pretrain: int | None, threads: int, save: bool, progress: Progress = no_progress
+             ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Train and score every model for one (system, seed); returns (runs per model, manifest entries).
+
+    Runs in a worker process with `--jobs > 1`; the dataset is generated beforehand (cache hit here).
+    """
+    import torch
+
     from core.datasets import DatasetConfig, generate
     from core.metrics import evaluate, summarize
     from core.pimrl.training import train
 
+    torch.set_num_threads(max(1, threads))
     cfg = DatasetConfig(system=system_name, preset=preset)
     ds = generate(cfg)
-    records: dict[str, Any] = {m: {"runs": []} for m in models}
-    for seed in seeds:
-        base = train_config(preset, seed, args.iterations, args.pretrain)
-        for name in models:
-            tc = budget_for(name, base)
-            res = train(name, ds, tc, progress=progress)
-            summary = summarize(evaluate({name: res.model}, ds, "test")).loc[name]
-            run = {"seed": seed, "rmse": float(summary["rmse"]), "mae": float(summary["mae"]),
-                   "hct": float(summary["hct"]), "train_s": res.seconds, "params": res.model.n_parameters(),
-                   "final_loss": res.history[-1], "iterations": tc.total}
-            run.update(time_rollouts(res.model, ds, cfg.solver()))
-            records[name]["runs"].append(run)
-            print(f"[bench pimrl] {system_name} {name} seed {seed}: " + json.dumps(
-                {k: round(v, 5) if isinstance(v, float) else v for k, v in run.items()}), flush=True)
-            if args.save_checkpoints and seed == seeds[0]:
-                ship_checkpoint(res, name, cfg, run)
-    return records
+    runs, shipped = {}, {}
+    base = train_config(preset, seed, iterations, pretrain)
+    for name in models:
+        tc = budget_for(name, base)
+        res = train(name, ds, tc, progress=progress)
+        summary = summarize(evaluate({name: res.model}, ds, "test")).loc[name]
+        run = {"seed": seed, "rmse": float(summary["rmse"]), "mae": float(summary["mae"]),
+               "hct": float(summary["hct"]), "train_s": res.seconds, "params": res.model.n_parameters(),
+               "final_loss": res.history[-1], "iterations": tc.total}
+        run.update(time_rollouts(res.model, ds, cfg.solver()))
+        runs[name] = run
+        print(f"[bench pimrl] {system_name} {name} seed {seed}: " + json.dumps(
+            {k: round(v, 5) if isinstance(v, float) else v for k, v in run.items()}), flush=True)
+        if save:
+            shipped[name] = ship_checkpoint(res, name, cfg, run)
+    return runs, shipped
 
 
-def ship_checkpoint(res: Any, name: str, cfg: Any, run: dict[str, Any]) -> Path:
-    """Write data/checkpoints/<system>/<model>.pt (weights only) and its manifest entry."""
+def ship_checkpoint(res: Any, name: str, cfg: Any, run: dict[str, Any]) -> dict[str, Any]:
+    """Write data/checkpoints/<system>/<model>.pt (weights only); returns its manifest entry."""
     from core.io import command_line
     from core.pimrl.base import save_checkpoint
 
@@ -155,17 +162,20 @@ def ship_checkpoint(res: Any, name: str, cfg: Any, run: dict[str, Any]) -> Path:
     metrics = {k: run[k] for k in ("rmse", "mae", "hct")}
     save_checkpoint(path, res.model, res.meta, res.config, res.history, metrics=metrics,
                     extra={"dataset_config": cfg.to_dict()})
-    manifest_path = folder / "manifest.json"
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {"checkpoints": {}}
-    manifest["checkpoints"].setdefault(cfg.system, {})[name] = {
-        "path": str(path.relative_to(folder)), "command": command_line(), "seed": res.config.seed,
-        "dataset_key": cfg.key(), "dataset_config": cfg.to_dict(), "train_config": res.config,
-        "metrics": metrics, "split": "test", "params": run["params"], "bytes": path.stat().st_size,
-    }
-    manifest["note"] = ("metrics: rollout RMSE/MAE (sqrt of mean squared error over all predicted frames) "
-                        "and HCT (corr 0.8) over the full test trajectories, from core.metrics.evaluate")
-    write_json_atomic(manifest_path, to_jsonable(manifest))
-    return path
+    return {"path": str(path.relative_to(folder)), "command": command_line(), "seed": res.config.seed,
+            "dataset_key": cfg.key(), "dataset_config": cfg.to_dict(),
+            "train_config": to_jsonable(res.config),
+            "metrics": metrics, "split": "test", "params": run["params"], "bytes": path.stat().st_size}
+
+
+def update_manifest(system: str, entries: dict[str, Any]) -> Path:
+    """Merge `entries` (model -> record) for `system` into data/checkpoints/manifest.json."""
+    path = data_dir() / "checkpoints" / "manifest.json"
+    manifest = json.loads(path.read_text()) if path.is_file() else {"checkpoints": {}}
+    manifest["checkpoints"].setdefault(system, {}).update(entries)
+    manifest["note"] = ("metrics: rollout RMSE/MAE (over all predicted frames and grid points) and HCT "
+                        "(corr 0.8) over the full test trajectories, from core.metrics.evaluate")
+    return write_json_atomic(path, to_jsonable(manifest))
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
@@ -200,30 +210,58 @@ def table(results: dict[str, dict[str, Any]]) -> tuple[str, dict[str, Any]]:
 
 
 def _run(args: argparse.Namespace) -> int:
-    import torch
+    import concurrent.futures
+    import multiprocessing
 
+    from core.datasets import DatasetConfig, generate
     from core.io import tqdm_progress, write_result
     from core.physics import SYSTEMS
     from core.pimrl.registry import ABLATIONS, MODELS
 
-    torch.set_num_threads(max(1, args.threads))
     systems = _csv(args.systems, SYSTEMS, SYSTEMS, "system")
     models = _csv(args.models, MODELS, MODELS + ABLATIONS, "model")
     seeds = _seeds(args.seeds)
-    results: dict[str, Any] = {}
+    for system in systems:  # datasets first, in this process: workers then only read the cache
+        with tqdm_progress(f"data {system}") as progress:
+            generate(DatasetConfig(system=system, preset=args.preset), progress=progress)
+    # costliest systems first so that the last tasks are short
+    order = [s for s in ("grayscott3d", "grayscott2d", "fhn2d", "burgers2d", "kdv1d") if s in systems]
+    order += [s for s in systems if s not in order]
+    tasks = [(s, seed) for s in order for seed in seeds]
+    results: dict[str, Any] = {s: {m: {"runs": []} for m in models} for s in systems}
+    config = {"preset": args.preset, "systems": systems, "models": models, "seeds": seeds, "jobs": args.jobs,
+              "train": to_jsonable(train_config(args.preset, 0, args.iterations, args.pretrain)),
+              "threads": args.threads}
     t0 = time.perf_counter()
-    for system in systems:
-        with tqdm_progress(f"bench pimrl {system}") as progress:
-            results[system] = run_system(system, args.preset, models, seeds, args, progress)
-        md, agg = table(results)
-        config = {"preset": args.preset, "systems": systems, "models": models, "seeds": seeds,
-                  "train": to_jsonable(train_config(args.preset, 0, args.iterations, args.pretrain)),
-                  "threads": args.threads}
+
+    def record(system: str, seed: int, runs: dict[str, Any], shipped: dict[str, Any]) -> str:
+        for name, run in runs.items():
+            results[system][name]["runs"].append(run)
+        if shipped and seed == seeds[0]:
+            update_manifest(system, shipped)
+        done = {s: r for s, r in results.items() if all(r[m]["runs"] for m in models)}
+        md, agg = table(done)
         header = (f"# PIMRL benchmark ({args.preset} preset)\n\nMean ± std over seeds {seeds}; RMSE/MAE over "
                   "the whole test rollout, HCT = time until corr < 0.8. Speedup = reference solver time / "
                   "model rollout time for one test trajectory over the same horizon (CPU, "
-                  f"{args.threads} thread).\n\n")
+                  f"{args.threads} thread per job, {args.jobs} jobs on a shared machine).\n\n")
         write_result(args.name, header + md, {"results": results, "aggregate": agg,
                                               "seconds": time.perf_counter() - t0}, config)
+        return md
+
+    md = ""
+    args_of = lambda s, seed: (s, args.preset, seed, models, args.iterations, args.pretrain,  # noqa: E731
+                               args.threads, args.save_checkpoints and seed == seeds[0])
+    if args.jobs <= 1:
+        for s, seed in tasks:
+            with tqdm_progress(f"bench pimrl {s} seed {seed}") as progress:
+                md = record(s, seed, *run_task(*args_of(s, seed), progress=progress))
+    else:
+        ctx = multiprocessing.get_context("spawn")
+        with concurrent.futures.ProcessPoolExecutor(args.jobs, mp_context=ctx) as pool:
+            futures = {pool.submit(run_task, *args_of(s, seed)): (s, seed) for s, seed in tasks}
+            for fut in concurrent.futures.as_completed(futures):
+                s, seed = futures[fut]
+                md = record(s, seed, *fut.result())
     print(md)
     return 0

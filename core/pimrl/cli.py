@@ -37,13 +37,42 @@ def _data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", default="cpu", help="cpu | paper")
     p.add_argument("--samples", type=int, default=None, help="trajectories in the dataset (preset default)")
     p.add_argument("--data-seed", type=int, default=0, help="dataset seed")
+    p.add_argument("--n-coarse", type=int, default=None, help="coarse frames per trajectory (preset default)")
+    p.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
+                   help="system override, e.g. n=32,32 (repeatable; same as `data generate`)")
+
+
+def _overrides(items: list[str]) -> tuple[tuple[str, Any], ...]:
+    """`n=32,32` -> ("n", (32, 32)); numbers become int/float, comma lists tuples."""
+    from core.errors import WorkbenchError
+
+    out = []
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise WorkbenchError(f"--override {item!r} must look like KEY=VALUE, e.g. n=32,32")
+        parts = [_number(t.strip()) for t in text.split(",")]
+        out.append((key.strip(), tuple(parts) if "," in text else parts[0]))
+    return tuple(out)
+
+
+def _number(text: str) -> Any:
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
 
 
 def _dataset(args: argparse.Namespace, progress: Any) -> tuple[Any, Any]:
     from core.datasets import DatasetConfig, generate
 
-    kw = {"n_samples": args.samples} if args.samples is not None else {}
-    cfg = DatasetConfig(system=args.system, preset=args.preset, seed=args.data_seed, **kw)
+    kw: dict[str, Any] = {"n_samples": args.samples} if args.samples is not None else {}
+    if args.n_coarse is not None:
+        kw["n_coarse"] = args.n_coarse
+    cfg = DatasetConfig(system=args.system, preset=args.preset, seed=args.data_seed,
+                        overrides=_overrides(args.override), **kw)
     return cfg, generate(cfg, progress=progress)
 
 
