@@ -4,9 +4,10 @@ Columns: id (0 = best search fitness), arch (JSON), dataset, accuracy (float top
 held-out slice of the training split, supernet weights, pruned, BN recalibrated), accuracy_test
 (float top-1 on the test split after fine-tuning; NaN when not fine-tuned), accuracy_int8 (int8
 integer-reference top-1 on the first `int8_size` test images; NaN when not computed), finetuned,
-macs, params, flash_bytes, sram_bytes, flash_kb, sram_kb, n_sparse_layers, sparsity (JSON
-{op: achieved fraction of zero weights}), block (JSON {op: b}), storage (JSON {op: "sparse"|"dense"}),
-generation. Fine-tuned weights of the top candidates go to `finetuned.pt` next to the table.
+macs, mmacs, params, flash_bytes, sram_bytes, flash_kb, sram_kb, n_sparse_layers, sparsity (JSON
+{op: achieved fraction of zero weights}), sparsity_target (JSON {op: searched level}), block (JSON
+{op: b}), storage (JSON {op: "sparse"|"dense"}), generation. Fine-tuned weights of the top
+candidates go to `finetuned.pt` next to the table.
 """
 
 from __future__ import annotations
@@ -153,6 +154,7 @@ def _row(
         "sram_kb": info["sram_bytes"] / 1024,
         "n_sparse_layers": sum(v == "sparse" for v in info["format"].values()),
         "sparsity": json.dumps(info["achieved"]),
+        "sparsity_target": json.dumps(genome["sparsity"]),
         "block": json.dumps(genome["block"]),
         "storage": json.dumps(info["format"]),
         "generation": gen,
@@ -178,7 +180,7 @@ def load_candidate(table: Path | str, cid: int) -> dict[str, Any]:
     if hit.empty:
         raise WorkbenchError(f"candidate id {cid} is not in {str(table)!r}; ids are 0..{len(df) - 1}")
     row = hit.iloc[0].to_dict()
-    for key in ("arch", "sparsity", "block", "storage"):
+    for key in ("arch", "sparsity", "sparsity_target", "block", "storage"):
         row[key] = json.loads(row[key])
     return {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}
 

@@ -131,6 +131,6 @@ def finetune(
 def achieved(masks: dict[str, Any], graph: Graph) -> dict[str, float]:
     """Fraction of zero weights per op under `masks` (ops without a mask: 0)."""
     return {
-        op.name: (1.0 - float(masks[op.name].float().mean())) if op.name in masks else 0.0
+        op.name: (1.0 - float(masks[op.name].double().mean())) if op.name in masks else 0.0
         for op in prunable_ops(graph)
     }
