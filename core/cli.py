@@ -26,6 +26,7 @@ COMMANDS: list[str] = [
 BENCHMARKS: list[str] = [
     "core.engine.bench",  # bench engine
     "core.physics.bench",  # bench solvers
+    "core.tinyformer.bench",  # bench nas
     "core.pimrl.bench",  # bench pimrl
 ]
 
