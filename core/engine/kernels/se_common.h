@@ -72,6 +72,11 @@ SE_INLINE int8_t se_rq_apply(int32_t acc, se_rq_t rq, int32_t out_zp, int32_t ac
   return (int8_t)v;
 }
 
+/* out[i*stride] = requant(acc[i]) for i < n: one output channel of a weight-stationary kernel.
+ * A separate function so that its loop gets all registers (inlined, the constants spill). */
+void se_requant_column(const int32_t *acc, int32_t n, int8_t *out, int32_t stride, int32_t mult, int32_t shift,
+                       int32_t out_zp, int32_t act_min, int32_t act_max);
+
 SE_INLINE int8_t se_requant(int32_t acc, int32_t mult, int32_t shift, int32_t out_zp, int32_t act_min,
                             int32_t act_max) {
   return se_rq_apply(acc, se_rq_prepare(mult, shift), out_zp, act_min, act_max);

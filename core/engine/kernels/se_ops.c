@@ -2,6 +2,24 @@
  * Bit-exact ports of core/tinyformer/intref.py (see the docstring of each Python function). */
 #include "se_ops.h"
 
+void se_requant_column(const int32_t *acc, int32_t n, int8_t *out, int32_t stride, int32_t mult, int32_t shift,
+                       int32_t out_zp, int32_t act_min, int32_t act_max) {
+  const int32_t *const end = acc + n;
+  if (shift > 0) { /* rare (real multiplier >= 1): the saturating left-shift path */
+    const se_rq_t rq = se_rq_prepare(mult, shift);
+    for (; acc < end; acc++, out += stride) *out = se_rq_apply(*acc, rq, out_zp, act_min, act_max);
+    return;
+  }
+  /* the common path, written out so every constant stays in a register (se_rq_apply with left = 0) */
+  const int32_t right = -shift, mask = (int32_t)((1u << right) - 1u), threshold = mask >> 1;
+  for (; acc < end; acc++, out += stride) {
+    const int32_t t = (int32_t)(((int64_t)*acc * mult + (1ll << 30)) >> 31);
+    int32_t v = (t >> right) + ((t & mask) > threshold + (int32_t)((uint32_t)t >> 31)) + out_zp;
+    v = v < act_min ? act_min : v;
+    *out = (int8_t)(v > act_max ? act_max : v);
+  }
+}
+
 /* rows of int8 (minus zp) -> q15 rows of length K4 = K rounded up to 4, reordered [x0,x2,x1,x3] per
  * group of 4, zero padded. `stride` is the distance between consecutive elements of a row. */
 void se_q15_rows(const int8_t *src, int32_t row_stride, int32_t elem_stride, int32_t rows, int32_t K,
