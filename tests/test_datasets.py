@@ -105,7 +105,12 @@ def test_bursts_and_coarse_match_an_independent_run(made, name):
 
 def test_same_seed_identical_different_seed_differs(made, tmp_path):
     cfg = TINY["burgers2d"]
-    again = generate(cfg, cache=tmp_path / "a")
+    calls = []
+    again = generate(cfg, cache=tmp_path / "a", progress=lambda d, t, m: calls.append((d, t, m)))
+    r = cfg.resolved()
+    steps = r.n_samples * (r.warmup + (r.n_coarse - 1) * r.k * round(r.dt_fine / get_system("burgers2d").dt))
+    assert calls[-1][:2] == (steps, steps) and "trajectory 3/3" in calls[-1][2]
+    assert [d for d, _, _ in calls] == sorted(d for d, _, _ in calls)  # monotone
     other = generate(DatasetConfig(**{**cfg.__dict__, "seed": 1}), cache=tmp_path / "b")
     first = made[0]["burgers2d"]
     np.testing.assert_array_equal(again.u.values, first.u.values)

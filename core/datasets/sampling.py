@@ -202,6 +202,7 @@ def _on_dask(config: DatasetConfig, scheduler: Any, progress: Progress) -> Itera
         for fut in as_completed(futures):
             s = index[fut.key]
             result = fut.result()
+            fut.release()  # the cluster may forget it: it is written to the store next
             done += 1
             progress(done * per, config.n_samples * per, f"trajectory {done}/{config.n_samples} (dask)")
             yield s, result
