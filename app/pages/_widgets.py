@@ -218,6 +218,7 @@ class VolumeView(FrameView):
                                         height=self.height, sizing_mode="stretch_width"),
         }
         self._regrid()
+        self.iso.copy_from(self._placeholder())
         self._show_mode()
         self.param.watch(self._on_mode, ["mode"])
         self.param.watch(self._on_level, ["level"])
@@ -251,6 +252,13 @@ class VolumeView(FrameView):
         if self.shape != old_shape or moved:
             self._regrid()
         self.update(np.full(self.shape, np.nan) if frame is None else frame, title)
+
+    def _placeholder(self):
+        """A single point at the grid's origin, drawn when the level is never crossed: vtk.js fails
+        on an empty mesh."""
+        import pyvista as pv
+
+        return pv.PolyData(np.array([self.origin], dtype=np.float64))
 
     def _ramp(self) -> np.ndarray:
         """Placeholder volume before any data: the colour range as a ramp along x (vtk.js accepts
@@ -290,7 +298,7 @@ class VolumeView(FrameView):
             self._set_scalars(self.grid, self._frame)
             # point normals from the contour filter give smooth (Gouraud) shading in vtk.js
             surface = self.grid.contour([self._level_value()], scalars="field", compute_normals=True)
-            self.iso.copy_from(surface)
+            self.iso.copy_from(surface if surface.n_points else self._placeholder())
             self.iso_actor.prop.color = self._level_color()
             self.panes["iso-surface"].synchronize()
 
@@ -313,7 +321,7 @@ class VolumeView(FrameView):
 
     def surface_points(self) -> int:
         """Number of vertices of the current iso-surface (0 when the level is never crossed)."""
-        return int(self.iso.n_points)
+        return int(self.iso.n_points) if self.iso.n_cells and self.iso.n_points > 1 else 0
 
     def close(self) -> None:
         self.plotter.close()
@@ -455,7 +463,7 @@ class TaskRunner(param.Parameterized):
         self._doc = pn.state.curdoc
         self._cancel.clear()
         self.param.update(busy=True, done=0, total=1, message=f"{label}…", error="")
-        self.bar.param.update(value=0, max=1)
+        self.bar.value = 0
         self._thread = threading.Thread(target=self._work, args=(job, on_done), daemon=True,
                                         name=f"workbench-{label}")
         self._thread.start()
@@ -488,7 +496,9 @@ class TaskRunner(param.Parameterized):
         if latest is None:
             return
         done, total, message = latest
-        self.bar.param.update(max=total, value=min(done, total))
+        # max before value: the indicator validates value against the current max
+        self.bar.max = total
+        self.bar.value = min(done, total)
         self.param.update(done=done, total=total, message=message or self.message)
 
     def _work(self, job, on_done) -> None:

@@ -1,0 +1,295 @@
+"""Data explorer: generate or open burst-sampled datasets and scrub through them in time.
+
+One `DataExplorer` per browser session owns the state (generation settings, the open dataset,
+what is shown). Generation and opening run in a worker thread (`TaskRunner`) with a progress bar;
+frames are pushed into views built once (`pages._widgets`), so scrubbing never rebuilds the page.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import panel as pn
+import param
+
+from core.datasets import DatasetConfig, generate, list_datasets, open_dataset
+from core.errors import WorkbenchError
+from core.physics import PRESETS, SYSTEMS, get_system
+from pages._widgets import (
+    FrameView,
+    SpaceTimeView,
+    TaskRunner,
+    equation_pane,
+    frame_view,
+    info_table,
+    notify_error,
+    on_session_end,
+    value_range,
+)
+
+TITLE = "Data explorer"
+EXTENSIONS = ("vtk", "katex")
+
+#: grid choices offered in the UI ("preset" keeps the preset's grid); coarser grids are faster
+GRID_CHOICES: tuple[str, ...] = ("preset", "16", "24", "32", "48", "64", "96", "128")
+VIEWS: tuple[str, ...] = ("coarse", "fine burst")
+
+
+class DataExplorer(pn.viewable.Viewer):
+    """State and views of the Data explorer page (one instance per browser session)."""
+
+    system = param.Selector(default="grayscott2d", objects=list(SYSTEMS), doc="PDE system")
+    preset = param.Selector(default="cpu", objects=list(PRESETS), doc="size preset")
+    samples = param.Integer(default=4, bounds=(2, 64), doc="trajectories (at least 1 train + 1 test)")
+    seed = param.Integer(default=0, bounds=(0, 2**31 - 1), doc="random seed of the initial conditions")
+    grid = param.Selector(default="preset", objects=list(GRID_CHOICES),
+                          doc="grid points per dimension (same domain); coarser than the preset is faster")
+    frames = param.Integer(default=0, bounds=(0, 5000), doc="coarse frames per trajectory (0 = the preset's)")
+    cached = param.Selector(default=None, objects=[], allow_None=True, doc="datasets in the cache")
+    sample = param.Selector(default=0, objects=[0], doc="trajectory shown")
+    field = param.Selector(default="u", objects=["u"], doc="field shown")
+    view = param.Selector(default="coarse", objects=list(VIEWS),
+                          doc="coarse frames every Δt, or one fine burst every δt")
+    burst = param.Selector(default=0, objects=[0], doc="fine burst shown")
+    time_index = param.Integer(default=0, bounds=(0, None), doc="frame shown (coarse index or burst step)")
+    error = param.String(default="", doc="last error shown to the user")
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        self.ds = None
+        self._traj: dict[str, Any] = {}
+        self.runner = TaskRunner()
+        self.runner.param.watch(lambda e: setattr(self, "error", e.new), "error")
+        self.views: dict[int, FrameView] = {}
+        self.spacetime: SpaceTimeView | None = None
+        self._build_panes()
+        self.refresh_cached()
+        self._on_system()
+        self.param.watch(self._on_system, ["system", "preset"])
+        self.param.watch(self._on_selection, ["sample", "field", "view", "burst"])
+        self.param.watch(self._on_time, ["time_index"])
+        on_session_end(self.close)
+
+    # ------------------------------------------------------------------------- settings -> core --
+    def config(self) -> DatasetConfig:
+        """The dataset config the generation settings describe (raises WorkbenchError if invalid)."""
+        overrides: tuple = ()
+        if self.grid != "preset":
+            ndim = get_system(self.system, self.preset).ndim
+            overrides = (("n", (int(self.grid),) * ndim),)
+        return DatasetConfig(system=self.system, preset=self.preset, n_samples=self.samples, seed=self.seed,
+                             n_coarse=self.frames or None, overrides=overrides)
+
+    def generate(self, *_events) -> bool:
+        """Generate (or reuse from the cache) the configured dataset in the background."""
+        try:
+            config = self.config()
+        except WorkbenchError as exc:
+            self._fail(str(exc))
+            return False
+        return self.runner.run(lambda progress: generate(config, progress=progress), self.show_dataset,
+                               label=f"generating {config.system}")
+
+    def open(self, *_events) -> bool:
+        """Open the dataset selected in `cached` in the background."""
+        if not self.cached:
+            self._fail("no cached dataset selected; generate one first or pick one in the list")
+            return False
+        path = self.cached
+        return self.runner.run(lambda progress: open_dataset(path), self.show_dataset, label="opening")
+
+    def refresh_cached(self, *_events) -> None:
+        rows = [r for r in list_datasets() if r["valid"]]
+        options = {f"{r['system']}-{r['preset']} · {r['n_samples']} samples · "
+                   f"{'×'.join(str(r['sizes'][d]) for d in ('z', 'y', 'x') if d in r['sizes'])} · "
+                   f"{r['key']}": r["path"] for r in reversed(rows)}
+        self.param.cached.objects = options  # label -> path: the select shows the labels
+        if self.cached not in options.values():
+            self.cached = next(iter(options.values()), None)
+
+    def _fail(self, message: str) -> None:
+        self.error = message
+        notify_error(message)
+
+    # ----------------------------------------------------------------------------- show a dataset --
+    def show_dataset(self, ds) -> None:
+        """Make `ds` the dataset shown (called on the document's thread)."""
+        a = ds.attrs
+        self.ds = ds
+        fields = list(a["fields"])
+        splits = ds["split"].values
+        samples = ds["sample"].values.tolist()
+        self.param.sample.objects = {f"{s} ({splits[i]})": s for i, s in enumerate(samples)}
+        self.param.field.objects = fields
+        self.param.burst.objects = ds["burst"].values.tolist()
+        self.equation.object = equation_pane(a["latex"]).object
+        self.info.object = info_table(dataset_summary(ds))
+        with param.parameterized.discard_events(self):
+            self.param.update(sample=samples[0], field=fields[0], burst=0, time_index=0)
+        self.refresh_cached()
+        self.error = ""
+        self._load()
+
+    def _load(self) -> None:
+        """Read the shown trajectory (sample, field, coarse or burst) and reset the views to it."""
+        ds, a = self.ds, self.ds.attrs
+        coarse = np.asarray(ds[self.field].sel(sample=self.sample).values)  # (T, *n)
+        fine_all = np.asarray(ds[f"{self.field}_fine"].sel(sample=self.sample).values)  # (B, S, *n)
+        clim = value_range(np.concatenate([coarse.ravel(), fine_all.ravel()]))
+        if self.view == "coarse":
+            frames, times = coarse, ds["time"].values
+        else:
+            b = self.param.burst.objects.index(self.burst)
+            start = float(ds["burst_time"].values[b])
+            frames, times = fine_all[b], start + ds["fine_time"].values
+        dims = tuple(d for d in ("z", "y", "x") if d in ds[self.field].dims)
+        coords = {d: ds[d].values for d in dims}
+        self._traj = {"frames": frames, "times": np.asarray(times, dtype=np.float64), "clim": clim,
+                      "dims": dims, "system": a["system"]}
+        self.player.param.update(end=len(frames) - 1, value=0)
+        with param.parameterized.discard_events(self):
+            self.time_index = 0
+        self._view_for(dims, coords, clim, frames[0])
+        if len(dims) == 1:
+            if self.spacetime is None:
+                self.spacetime = SpaceTimeView(coords["x"], times, frames, clim, label=self.field, height=300)
+                self.plot_area.append(self.spacetime)
+            else:
+                self.spacetime.reset(coords["x"], times, frames, clim)
+        if self.spacetime is not None:
+            self.spacetime.visible = len(dims) == 1
+        self.hint.visible = False
+
+    def _view_for(self, dims, coords, clim, frame) -> FrameView:
+        """Show `frame` in the view for this many dims: built on first use (with its data before it
+        enters the page), then reused and shown / hidden, because vtk.js breaks on a VTK pane taken
+        out of the page."""
+        nd = len(dims)
+        view = self.views.get(nd)
+        if view is None:
+            view = frame_view(dims, coords, clim, label=self.field, height=460 if nd > 1 else 340)
+            view.label = self.field
+            view.reset(coords, clim, frame, self._title(0))
+            self.views[nd] = view
+            self.plot_area.insert(0, view)
+        else:
+            view.label = self.field
+            view.reset(coords, clim, frame, self._title(0))
+        for k, v in self.views.items():
+            v.visible = k == nd
+        return view
+
+    def _title(self, i: int) -> str:
+        t = self._traj["times"][i]
+        n = len(self._traj["frames"])
+        where = f"coarse frame {i}/{n - 1}" if self.view == "coarse" else \
+            f"burst {self.burst}, δt step {i}/{n - 1}"
+        return (f"**{self._traj['system']}** · field **{self.field}** · sample {self.sample} · "
+                f"t = {t:.4g} ({where})")
+
+    def _on_selection(self, *_events) -> None:
+        if self.ds is not None:
+            self._load()
+
+    def _on_time(self, *_events) -> None:
+        if not self._traj:
+            return
+        i = min(self.time_index, len(self._traj["frames"]) - 1)
+        nd = len(self._traj["dims"])
+        self.views[nd].update(self._traj["frames"][i], self._title(i))
+        if nd == 1 and self.spacetime is not None:
+            self.spacetime.mark(self._traj["times"][i])
+
+    def _on_system(self, *_events) -> None:
+        """Show the selected system's equation while no dataset of it is open."""
+        if self.ds is None or self.ds.attrs["system"] != self.system:
+            try:
+                system = get_system(self.system, self.preset)
+            except WorkbenchError as exc:
+                self._fail(str(exc))
+                return
+            self.equation.object = equation_pane(system.latex).object
+            if self.ds is None:
+                self.info.object = info_table(system_summary(system))
+
+    def close(self) -> None:
+        """Stop a running job and release VTK windows (the browser tab closed)."""
+        self.runner.cancel()
+        for v in self.views.values():
+            v.close()
+
+    # ------------------------------------------------------------------------------------ layout --
+    def _build_panes(self) -> None:
+        self.equation = equation_pane("u_t = F(u)")
+        self.info = pn.pane.Markdown("", sizing_mode="stretch_width", styles={"font-size": "0.9em"})
+        self.player = pn.widgets.Player(start=0, end=0, value=0, interval=150, loop_policy="once",
+                                        show_loop_controls=False, width=420, name="time")
+        self.player.link(self, value="time_index")
+        self.hint = pn.pane.Alert("Generate a dataset (sidebar) or open a cached one to see its "
+                                  "trajectories.", alert_type="info")
+        self.plot_area = pn.Column(self.hint, sizing_mode="stretch_width", css_classes=["explorer-plot"])
+        self._sidebar = self._build_sidebar()
+
+    def _build_sidebar(self) -> pn.Column:
+        busy = self.runner.param.busy
+        gen = pn.widgets.Button(label="Generate", color="primary", disabled=busy)
+        gen.on_click(self.generate)
+        opn = pn.widgets.Button(label="Open", disabled=busy)
+        opn.on_click(self.open)
+        ref = pn.widgets.Button(label="↻", width=40, description="refresh the list of cached datasets")
+        ref.on_click(self.refresh_cached)
+        return pn.Column(
+            "### Generate",
+            pn.Param(self.param, parameters=["system", "preset", "samples", "seed", "grid", "frames"],
+                     show_name=False, widgets={"samples": pn.widgets.IntInput, "seed": pn.widgets.IntInput,
+                                               "frames": pn.widgets.IntInput}),
+            gen, self.runner,
+            "### Open",
+            pn.Row(pn.widgets.Select.from_param(self.param.cached, name="cached dataset"), ref), opn,
+            "### Show",
+            pn.widgets.Select.from_param(self.param.sample),
+            pn.widgets.RadioButtonGroup.from_param(self.param.field, name="field"),
+            pn.widgets.RadioButtonGroup.from_param(self.param.view, name="view"),
+            pn.widgets.Select.from_param(self.param.burst, visible=self.param.view.rx() == "fine burst"),
+            sizing_mode="stretch_width",
+        )
+
+    def sidebar(self) -> pn.viewable.Viewable:
+        return self._sidebar
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        side = pn.Column(pn.Card(self.equation, title="Equations", collapsible=False),
+                         pn.Card(self.info, title="Dataset", collapsible=False), width=420)
+        return pn.Row(pn.Column(self.player, self.plot_area, sizing_mode="stretch_width"), side,
+                      sizing_mode="stretch_width")
+
+
+def system_summary(system) -> dict[str, Any]:
+    """What the info table shows before a dataset is open: the system's grid, solver and parameters."""
+    return {"system": system.name, "grid": tuple(system.n), "domain": tuple(system.lengths),
+            "solver": f"{system.method}, dt = {system.dt:g}", "parameters": system.params(),
+            "initial conditions": ", ".join(system.ic_kinds)}
+
+
+def dataset_summary(ds) -> dict[str, Any]:
+    """The dataset attrs a user needs to read the plots: time steps, grid, bursts, splits, params."""
+    a = ds.attrs
+    splits = ds["split"].values.tolist()
+    return {
+        "system / preset": f"{a['system']} / {a['preset']}",
+        "grid": tuple(a["n"]), "domain": tuple(a["lengths"]),
+        "solver": f"{a['method']}, dt = {a['dt']:g}",
+        "δt (fine)": a["dt_fine"], "k": a["k"], "Δt = k·δt (coarse)": a["dt_coarse"],
+        "coarse frames": a["n_coarse"],
+        "bursts": f"{a['n_bursts']} × {a['burst_len']} δt steps",
+        "samples": f"{len(splits)} ({splits.count('train')} train / {splits.count('val')} val / "
+                   f"{splits.count('test')} test)",
+        "initial condition / seed": f"{a['ic']} / {a['seed']}",
+        "parameters": a["params"], "key": a["key"],
+    }
+
+
+def create() -> DataExplorer:
+    """A fresh page object for one browser session."""
+    return DataExplorer()
