@@ -43,13 +43,15 @@ def _segments(need: np.ndarray) -> list[tuple[int, int, bool]]:
 
 def simulate_trajectory(config: DatasetConfig, sample: int,
                         progress: Progress = no_progress) -> dict[str, Any]:
-    """Simulate trajectory `sample` of a resolved `config`.
+    """Simulate trajectory `sample` of `config` (resolved first).
 
-    Returns `coarse` (n_coarse, C, *n) and `fine` (n_bursts, burst_len + 1, C, *n), both float32,
-    where fine[b, i] is the state at time[burst_start[b]] + i·δt.
+    One run at the solver dt from `initial_condition(default_rng([seed, sample]))`, after `warmup`
+    discarded steps. Returns `coarse` (n_coarse, C, *n) and `fine` (n_bursts, burst_len + 1, C, *n),
+    both float32, where fine[b, i] is the state at time[burst_start[b]] + i·δt.
     """
     from core.physics import simulate
 
+    config = config.resolved()
     system = config.solver()
     m = round(config.dt_fine / system.dt)
     km = config.k * m  # solver steps per coarse interval
