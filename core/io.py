@@ -96,10 +96,13 @@ def write_text_atomic(path: Path, text: str) -> Path:
 def command_line() -> str:
     """How this process was started, e.g. `python -m core bench solvers --preset cpu`."""
     argv = list(sys.argv)
-    if argv and argv[0].endswith(("core/__main__.py", "core\\__main__.py")):
+    if not argv:
+        return ""
+    script = Path(argv[0])
+    if script.parent.name == "core" and script.name == "__main__.py":
         argv[0] = "python -m core"
-    elif argv:
-        argv[0] = Path(argv[0]).name
+    else:
+        argv[0] = script.name
     return " ".join(argv)
 
 
