@@ -116,6 +116,17 @@ def test_unstable_dt_is_refused_with_the_bound():
     # forward Euler: real-axis limit 2
     s = get_system("grayscott2d", "cpu", method="euler", f=0.0, k=0.0)
     assert s.stability_limit() == pytest.approx(2.0 / (2e-5 * 2 * 16 / 3 * 128**2), rel=1e-6)
+    # the bound of another scheme, without building (and validating) a system with it:
+    # FHN forward Euler, D_v·32/3 plus the reaction damping 2
+    euler_bound = get_system("fhn2d").stability_limit(method="euler")
+    assert euler_bound == pytest.approx(2.0 / (100 * 32 / 3 + 2), rel=1e-6)
+    with pytest.raises(WorkbenchError, match="forward-Euler stability bound dt <= 0.00187 for fhn2d"):
+        get_system("fhn2d", method="euler")  # the default dt = 0.002 is beyond it
+    # KdV: forward Euler on the dispersive term is unstable at every dt; RK4 on the full rhs needs
+    # dt <= 2√2 / (δ k_max³ + ...) with k_max = π/dx
+    kdv = get_system("kdv1d")
+    assert kdv.stability_limit(method="euler") == 0.0
+    assert kdv.stability_limit(method="rk4") < 2 * np.sqrt(2) / (np.pi / kdv.dx[0]) ** 3
 
 
 def test_simulate_checks_before_stepping_and_names_the_blow_up_step():

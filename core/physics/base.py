@@ -53,7 +53,9 @@ def largest_stable_dt(method: str, eigenvalues: np.ndarray) -> float:
     for _ in range(60):
         mid = 0.5 * (lo + hi)
         lo, hi = (mid, hi) if stable(mid) else (lo, mid)
-    return lo
+    # stable only for dt·|μ| below ~1e-6 (the 1e-12 tolerance): unstable at every useful dt (Euler on
+    # purely imaginary eigenvalues)
+    return lo if lo * scale > 1e-5 else 0.0
 
 
 def fd_eigenvalues(dx: tuple[float, ...], diffusion: float, speed: float = 0.0, damping: float = 0.0,
@@ -242,15 +244,16 @@ class System:
         """Estimate of the largest linear decay rate of the reaction terms (adds to the real part)."""
         return 0.0
 
-    def stability_limit(self, state: np.ndarray | None = None) -> float:
-        """Largest stable dt of `method` from the linearised operator's sampled eigenvalues.
+    def stability_limit(self, state: np.ndarray | None = None, method: str | None = None) -> float:
+        """Largest stable dt of `method` (default `self.method`) from the linearised operator's eigenvalues.
 
         With the 4th-order Laplacian the diffusive eigenvalue reaches -D·Σ_d 16/(3 dx_d²); RK4 is stable
         for dt·|μ| <= 2.785 on the negative real axis (forward Euler: 2). Advection (Burgers) adds an
-        imaginary part speed·Σ_d s(θ)/dx_d. `state` (if given) sets the advection speed.
+        imaginary part speed·Σ_d s(θ)/dx_d. `state` (if given) sets the advection speed. Asking for
+        another `method` does not need (or validate) a system built with it.
         """
         mu = fd_eigenvalues(self.dx, self.max_diffusion(), self.advection_speed(state), self.damping())
-        return largest_stable_dt(self.method, mu)
+        return largest_stable_dt(method or self.method, mu)
 
     def stability_reason(self, state: np.ndarray | None = None) -> str:
         """The numbers that set the bound, for the error message, e.g. 'D_v=100, dx=1'."""

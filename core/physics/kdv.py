@@ -135,13 +135,19 @@ class KdV1D(System):
         amplitude = self.IC_AMPLITUDE if state is None else float(np.abs(np.asarray(state)).max())
         return self.alpha * self.GROWTH * amplitude
 
-    def stability_limit(self, state: np.ndarray | None = None) -> float:
-        """RK4 bound of the explicit nonlinear part: eigenvalues i·α·GROWTH·max|u|·k over dealiased k.
+    def stability_limit(self, state: np.ndarray | None = None, method: str | None = None) -> float:
+        """ETDRK4/IFRK4: RK4 bound of the explicit nonlinear part, eigenvalues i·α·GROWTH·max|u|·k
+        over the dealiased k (the dispersive part is exact, so only advection limits dt).
 
-        The dispersive part is exact (integrating factor / exponential), so only advection limits dt.
+        `method` "rk4"/"euler" gives the bound of that scheme applied to the whole right-hand side
+        (eigenvalues i(δk³ + speed·k) for every k): tiny for RK4, 0 for forward Euler, which is
+        unstable on the imaginary axis.
         """
-        k = self.wavenumbers()[self.dealias_mask() > 0]
-        return largest_stable_dt("rk4", 1j * self.advection_speed(state) * k)
+        method = method or self.method
+        k = self.wavenumbers()
+        if method in SPECTRAL_METHODS:
+            return largest_stable_dt("rk4", 1j * self.advection_speed(state) * k[self.dealias_mask() > 0])
+        return largest_stable_dt(method, 1j * (self.delta * k**3 + self.advection_speed(state) * k))
 
     def stability_reason(self, state: np.ndarray | None = None) -> str:
         return f"advection speed {self.advection_speed(state):.3g}, dx={self.dx[0]:.4g}"
