@@ -201,3 +201,47 @@ def load_surrogates(ds: Any, names: Sequence[str], *, checkpoints: Path | None =
         else:
             raise unknown("model", name, MODELS + ABLATIONS + SCHEMES)
     return models, problems
+
+
+def reference_dataset_config(system: str, preset: str = "cpu", *, folder: Path | None = None,
+                             **changes: Any) -> Any:
+    """The dataset config the shipped checkpoints of `system` were trained on (so their test split
+    is held out), read from data/checkpoints/manifest.json; the preset defaults when the manifest
+    does not name one. `changes` replace fields (e.g. n_samples, overrides for a quick small grid).
+    """
+    import dataclasses
+    import json
+
+    from core.datasets import DatasetConfig
+
+    config = DatasetConfig(system=system, preset=preset)
+    manifest = (Path(folder) if folder is not None else data_dir() / "checkpoints") / "manifest.json"
+    if preset == "cpu" and manifest.is_file():
+        try:
+            entries = json.loads(manifest.read_text())
+        except (OSError, ValueError) as exc:
+            raise WorkbenchError(f"checkpoint manifest {str(manifest)!r} cannot be read ({exc}); "
+                                 "re-create it with the benchmark that ships the checkpoints") from exc
+        found = _manifest_dataset(entries, system)
+        if found is not None:
+            fields = {f.name for f in dataclasses.fields(DatasetConfig)}
+            kw = {k: v for k, v in found.items() if k in fields}
+            kw["overrides"] = tuple((k, tuple(v) if isinstance(v, list) else v)
+                                    for k, v in dict(kw.get("overrides") or {}).items())
+            kw["splits"] = tuple(kw.get("splits", config.splits))
+            config = DatasetConfig(**kw)
+    return dataclasses.replace(config, **changes) if changes else config
+
+
+def _manifest_dataset(entries: Any, system: str) -> dict | None:
+    """The first dataset config recorded for `system` in a manifest (dict or list of entries)."""
+    items = entries.get("checkpoints", entries) if isinstance(entries, dict) else entries
+    if isinstance(items, dict):
+        items = [dict(v, _key=k) for k, v in items.items() if isinstance(v, dict)]
+    for entry in items if isinstance(items, list) else []:
+        if not isinstance(entry, dict):
+            continue
+        ds = entry.get("dataset_config") or entry.get("dataset")
+        if isinstance(ds, dict) and ds.get("system", entry.get("system")) == system:
+            return {"system": system, **ds}
+    return None

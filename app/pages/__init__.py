@@ -16,6 +16,7 @@ import importlib
 #: page modules, in tab order
 PAGE_MODULES: list[str] = [
     "pages.data_explorer",
+    "pages.rollout",
 ]
 
 
