@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from core.errors import WorkbenchError, unknown
+from core.errors import unknown
 from core.physics.base import System, gaussian_random_field, largest_stable_dt
 from core.physics.burgers import Burgers2D
 from core.physics.fhn import FitzHughNagumo2D
@@ -72,6 +72,6 @@ def get_system(name: str, preset: str = "cpu", **overrides: object) -> System:
 
 __all__ = [
     "GRAD_4TH", "LAPLACE_4TH", "PRESETS", "STENCIL_OFFSETS", "SYSTEMS", "Burgers2D", "FitzHughNagumo2D",
-    "GrayScott2D", "GrayScott3D", "KdV1D", "System", "WorkbenchError", "euler_step", "gaussian_random_field",
+    "GrayScott2D", "GrayScott3D", "KdV1D", "System", "euler_step", "gaussian_random_field",
     "get_system", "gradient", "laplacian", "largest_stable_dt", "rk4_step", "simulate", "step",
 ]
