@@ -54,7 +54,15 @@ def _finetune_top(
     g, _, _, _ = ev.cost(genome)
     model = extract(sup, genome["arch"])
     masks = prune.finetune(
-        model, g, genome["sparsity"], genome["block"], train[0], train[1], cfg.finetune_steps, seed=cfg.seed
+        model,
+        g,
+        genome["sparsity"],
+        genome["block"],
+        train[0],
+        train[1],
+        cfg.finetune_steps,
+        batch=32,
+        seed=cfg.seed,
     )
     recalibrate_bn(model, ev.calib)
     prune.apply_masks(model, g, masks)

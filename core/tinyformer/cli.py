@@ -20,9 +20,28 @@ from typing import Any
 
 from core.io import command_line, data_dir, to_jsonable, write_json_atomic
 
+#: SparseNAS settings the CLI exposes (integers of `SearchConfig`)
+SEARCH_FLAGS = (
+    "population",
+    "generations",
+    "parents",
+    "val_size",
+    "calib_size",
+    "test_size",
+    "finetune_top",
+    "finetune_steps",
+    "int8_size",
+)
+
 
 def _out(args: argparse.Namespace) -> Path:
     return Path(args.out) if args.out else data_dir() / "nas"
+
+
+def _command() -> str:
+    """The command line, with `python -m core.tinyformer.cli` spelled out when run that way."""
+    cmd = command_line()
+    return "python -m core.tinyformer.cli" + cmd[len("cli.py") :] if cmd.startswith("cli.py") else cmd
 
 
 def record(folder: Path, artefact: str, config: Any, summary: dict[str, Any] | None = None) -> Path:
@@ -30,7 +49,7 @@ def record(folder: Path, artefact: str, config: Any, summary: dict[str, Any] | N
     path = folder / "manifest.json"
     doc = json.loads(path.read_text()) if path.is_file() else {"artefacts": {}}
     doc["artefacts"][artefact] = {
-        "command": command_line(),
+        "command": _command(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "config": to_jsonable(config),
         "summary": to_jsonable(summary or {}),
@@ -61,7 +80,7 @@ def _cmd_supernas(args: argparse.Namespace) -> int:
             seed=args.seed,
             progress=progress,
         )
-    write_json_atomic(folder / "supernas.json", {"command": command_line(), **result})
+    write_json_atomic(folder / "supernas.json", {"command": _command(), **result})
     record(folder, "supernas.json", vars(args) | {"func": None}, {"best": result["best"]})
     for row in result["spaces"]:
         print(
@@ -102,17 +121,14 @@ def _cmd_sparsenas(args: argparse.Namespace) -> int:
     from core.tinyformer.sparsenas import SearchConfig
 
     folder = _out(args)
+    overrides = {k: getattr(args, k) for k in SEARCH_FLAGS if getattr(args, k) is not None}
     cfg = SearchConfig(
         flash_budget=int(args.flash_kb * 1024),
         sram_budget=int(args.sram_kb * 1024),
         dataset=args.dataset,
-        population=args.population,
-        generations=args.generations,
-        val_size=args.val_size,
-        finetune_top=args.finetune_top,
-        finetune_steps=args.finetune_steps,
         seed=args.seed,
         threads=args.threads,
+        **overrides,
     )
     ckpt = Path(args.checkpoint) if args.checkpoint else folder / "supernet.pt"
     t0 = time.monotonic()
@@ -184,11 +200,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _common(p)
     _data(p)
     p.add_argument("--checkpoint", default=None, help="supernet checkpoint (default <out>/supernet.pt)")
-    p.add_argument("--population", type=int, default=12)
-    p.add_argument("--generations", type=int, default=4)
-    p.add_argument("--val-size", type=int, default=500)
-    p.add_argument("--finetune-top", type=int, default=3)
-    p.add_argument("--finetune-steps", type=int, default=40)
+    for flag in SEARCH_FLAGS:  # defaults live in SearchConfig (None = keep the default)
+        p.add_argument(f"--{flag.replace('_', '-')}", type=int, default=None, help=f"SearchConfig.{flag}")
     p.set_defaults(func=_cmd_sparsenas)
     p = sub.add_parser("show", help="print one candidate of the candidates table as JSON")
     _common(p, budgets=False)
