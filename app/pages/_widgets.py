@@ -138,7 +138,8 @@ class CurveView(FrameView):
         self.plot = hv.DynamicMap(self._curve, streams=[self.pipe]).opts(
             hv.opts.Curve(responsive=True, height=self.height, color="#1f6f8b", line_width=2,
                           tools=["hover"], show_grid=True, framewise=True))
-        self._pane = pn.pane.HoloViews(self.plot, sizing_mode="stretch_width", height=self.height)
+        self._pane = pn.pane.HoloViews(self.plot, sizing_mode="stretch_width", height=self.height,
+                                       css_classes=["wb-frame"])
 
     def _curve(self, data: np.ndarray) -> hv.Curve:
         xdim = self.dims[0]
@@ -165,7 +166,7 @@ class ImageView(FrameView):
             hv.opts.Image(colorbar=True, data_aspect=1, frame_height=self.height - 70, tools=["hover"],
                           framewise=True, xlabel=xdim, ylabel=ydim))
         # fixed sizing: a stretched pane would override the equal data aspect
-        self._pane = pn.pane.HoloViews(self.plot, sizing_mode="fixed")
+        self._pane = pn.pane.HoloViews(self.plot, sizing_mode="fixed", css_classes=["wb-frame"])
 
     def _image(self, data: np.ndarray) -> hv.Image:
         ydim, xdim = self.dims
@@ -211,11 +212,12 @@ class VolumeView(FrameView):
         self.plotter.add_actor(outline_actor)
         self.panes = {
             "iso-surface": pn.pane.VTK(self.plotter.ren_win, enable_keybindings=False, height=self.height,
-                                       sizing_mode="stretch_width"),
+                                       sizing_mode="stretch_width", css_classes=["wb-vtk-iso"]),
             # the default colour map: some presets listed by Panel (e.g. Viridis) are missing in vtk.js
             "volume": pn.pane.VTKVolume(self._ramp(), display_slices=False,
                                         controller_expanded=False, render_background="#ffffff",
-                                        height=self.height, sizing_mode="stretch_width"),
+                                        height=self.height, sizing_mode="stretch_width",
+                                        css_classes=["wb-vtk-volume"]),
         }
         self._regrid()
         self.iso.copy_from(self._placeholder())
@@ -360,7 +362,8 @@ class SpaceTimeView(pn.viewable.Viewer):
             hv.opts.Image(colorbar=True, responsive=True, height=height, tools=["hover"], framewise=True))
         marker = hv.DynamicMap(lambda t: hv.HLine(t), streams=[self.time]).opts(
             hv.opts.HLine(color="black", line_width=1.5, line_dash="dashed"))
-        self._pane = pn.pane.HoloViews(image * marker, sizing_mode="stretch_width", height=height)
+        self._pane = pn.pane.HoloViews(image * marker, sizing_mode="stretch_width", height=height,
+                                       css_classes=["wb-spacetime"])
         self.reset(x, times, values, clim)
 
     def reset(self, x: np.ndarray, times: np.ndarray, values: np.ndarray, clim: tuple[float, float]) -> None:

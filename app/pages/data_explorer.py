@@ -45,7 +45,8 @@ class DataExplorer(pn.viewable.Viewer):
     seed = param.Integer(default=0, bounds=(0, 2**31 - 1), doc="random seed of the initial conditions")
     grid = param.Selector(default="preset", objects=list(GRID_CHOICES),
                           doc="grid points per dimension (same domain); coarser than the preset is faster")
-    frames = param.Integer(default=0, bounds=(0, 5000), doc="coarse frames per trajectory (0 = the preset's)")
+    frames = param.Integer(default=0, bounds=(0, 5000),
+                           doc="coarse frames per trajectory (0 = the preset's; the 4 bursts need at least 6)")
     cached = param.Selector(default=None, objects=[], allow_None=True, doc="datasets in the cache")
     sample = param.Selector(default=0, objects=[0], doc="trajectory shown")
     field = param.Selector(default="u", objects=["u"], doc="field shown")
@@ -128,6 +129,9 @@ class DataExplorer(pn.viewable.Viewer):
         with param.parameterized.discard_events(self):
             self.param.update(sample=samples[0], field=fields[0], burst=0, time_index=0)
         self.refresh_cached()
+        shown = [path for path in self.param.cached.objects if path.endswith(f"-{a['key']}.zarr")]
+        if shown:
+            self.cached = shown[0]
         self.error = ""
         self._load()
 
@@ -224,7 +228,7 @@ class DataExplorer(pn.viewable.Viewer):
         self.equation = equation_pane("u_t = F(u)")
         self.info = pn.pane.Markdown("", sizing_mode="stretch_width", styles={"font-size": "0.9em"})
         self.player = pn.widgets.Player(start=0, end=0, value=0, interval=150, loop_policy="once",
-                                        show_loop_controls=False, width=420, name="time")
+                                        show_loop_controls=False, width=420, label="time")
         self.player.link(self, value="time_index")
         self.hint = pn.pane.Alert("Generate a dataset (sidebar) or open a cached one to see its "
                                   "trajectories.", alert_type="info")
@@ -246,11 +250,11 @@ class DataExplorer(pn.viewable.Viewer):
                                                "frames": pn.widgets.IntInput}),
             gen, self.runner,
             "### Open",
-            pn.Row(pn.widgets.Select.from_param(self.param.cached, name="cached dataset"), ref), opn,
+            pn.Row(pn.widgets.Select.from_param(self.param.cached, label="cached dataset"), ref), opn,
             "### Show",
             pn.widgets.Select.from_param(self.param.sample),
-            pn.widgets.RadioButtonGroup.from_param(self.param.field, name="field"),
-            pn.widgets.RadioButtonGroup.from_param(self.param.view, name="view"),
+            pn.widgets.RadioButtonGroup.from_param(self.param.field, label="field"),
+            pn.widgets.RadioButtonGroup.from_param(self.param.view, label="view"),
             pn.widgets.Select.from_param(self.param.burst, visible=self.param.view.rx() == "fine burst"),
             sizing_mode="stretch_width",
         )

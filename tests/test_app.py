@@ -1,0 +1,245 @@
+"""Unit tests of the app's view helpers and the Data explorer page (no browser, no server).
+
+Datasets are tiny (grid overrides, few frames) and go to the per-session cache from conftest.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from pathlib import Path
+
+import holoviews as hv
+import numpy as np
+import panel as pn
+import pytest
+
+from core.datasets import DatasetConfig, generate, open_dataset
+from core.errors import WorkbenchError
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "app"))  # as `panel serve app` does
+
+from pages import _widgets as w  # noqa: E402
+from pages import data_explorer as de  # noqa: E402
+
+TINY = {  # UI settings that make each system's dataset take about a second
+    "kdv1d": {"grid": "32", "frames": 11},
+    "grayscott2d": {"grid": "16", "frames": 6},
+    "grayscott3d": {"grid": "16", "frames": 6},
+}
+
+
+class FakeNotifications:
+    """Stands in for `pn.state.notifications` (only present in a served session)."""
+
+    def __init__(self):
+        self.errors: list[str] = []
+
+    def error(self, message, duration=0):
+        self.errors.append(message)
+
+    def info(self, message, duration=0):
+        pass
+
+
+@pytest.fixture
+def notes(monkeypatch):
+    fake = FakeNotifications()
+    monkeypatch.setattr(type(pn.state), "notifications", property(lambda self: fake))
+    return fake
+
+
+def make_page(system: str, **settings) -> de.DataExplorer:
+    page = de.create()
+    page.param.update(system=system, samples=2, **{**TINY[system], **settings})
+    assert page.generate()
+    assert page.runner.wait(120)
+    assert page.error == "", page.error
+    return page
+
+
+# ------------------------------------------------------------------------------------- helpers --
+def test_value_range_by_hand():
+    assert w.value_range([0.2, 0.5, np.nan, 0.9]) == (0.2, 0.9)  # one sign: the data's extent
+    assert w.value_range([-1.0, 0.5, 2.0]) == (-2.0, 2.0)  # both signs, comparable: symmetric
+    assert w.value_range([-0.01, 3.0]) == (-0.01, 3.0)  # both signs, lopsided: not symmetric
+    lo, hi = w.value_range(np.full(4, 2.0))
+    assert lo < 2.0 < hi  # a constant field still gets an axis
+    assert w.value_range([np.nan, np.inf]) == (-1.0, 1.0)
+    assert w.default_cmap((-2.0, 2.0)) == "RdBu_r" and w.default_cmap((0.0, 1.0)) == "viridis"
+
+
+def test_frame_view_rejects_other_dims_and_shapes():
+    with pytest.raises(WorkbenchError, match="1, 2 or 3"):
+        w.frame_view(("t", "z", "y", "x"), {}, (0, 1))
+    view = w.frame_view(("x",), {"x": np.arange(5.0)}, (0, 1))
+    with pytest.raises(WorkbenchError, match=r"\(4,\)"):
+        view.update(np.zeros(4))
+
+
+def test_image_view_orients_by_coordinates():
+    """Row i of the frame sits at y[i]: with ascending y, bokeh's image row 0 is the bottom row."""
+    y, x = np.linspace(0, 1, 4), np.linspace(0, 2, 6)
+    frame = np.arange(24.0).reshape(4, 6)  # value grows with y (rows) and x (columns)
+    view = w.frame_view(("y", "x"), {"y": y, "x": x}, (0.0, 23.0), label="u")
+    view.update(frame, title="t = 0")
+    element = view.plot[()]
+    assert isinstance(element, hv.Image)
+    assert element.range("u") == (0.0, 23.0)  # the fixed colour range, not the frame's
+    assert element[x[5], y[3]] == 23.0 and element[x[0], y[0]] == 0.0
+    model = pn.pane.HoloViews(view.plot).get_root()
+    glyph = [r for r in model.select({"type": __import__("bokeh").models.GlyphRenderer})][0]
+    np.testing.assert_array_equal(glyph.data_source.data["image"][0], frame)  # row 0 drawn at y[0]
+    view.reset({"y": y[:2], "x": x[:3]}, (-1.0, 1.0), np.zeros((2, 3)))
+    assert view.plot[()].range("u") == (-1.0, 1.0) and view.cmap == "RdBu_r"
+
+
+def test_curve_view_pushes_frames_in_place():
+    x = np.linspace(0, 1, 8)
+    view = w.frame_view(("x",), {"x": x}, (-1.0, 1.0), label="u")
+    plot_before = view.plot
+    for k in range(3):
+        view.update(np.sin(x + k))
+    assert view.plot is plot_before and view.frames_shown == 3
+    np.testing.assert_allclose(view.plot[()].dimension_values("u"), np.sin(x + 2))
+
+
+def test_volume_view_iso_surface_is_the_sphere():
+    """The iso-surface of f = |p - c| at level R lies on the sphere of radius R (to a grid step)."""
+    c = np.linspace(0.0, 1.0, 21)
+    z, y, x = np.meshgrid(c, c, c, indexing="ij")
+    f = np.sqrt((x - 0.5) ** 2 + (y - 0.4) ** 2 + (z - 0.6) ** 2)  # (z, y, x)
+    view = w.frame_view(("z", "y", "x"), {"z": c, "y": c, "x": c}, (0.0, 0.6))
+    view.level = 0.5  # value 0.3
+    view.update(f)
+    pts = np.asarray(view.iso.points)  # (N, 3) as (x, y, z)
+    assert view.surface_points() > 100
+    r = np.linalg.norm(pts - np.array([0.5, 0.4, 0.6]), axis=1)
+    assert np.abs(r - 0.3).max() < 0.05  # grid step 0.05
+    view.mode = "volume"
+    vol = view.panes["volume"].object  # (x, y, z) for VTKVolume
+    assert vol.shape == (21, 21, 21) and vol[3, 7, 11] == pytest.approx(f[11, 7, 3])
+    view.mode = "iso-surface"
+    view.update(np.full(f.shape, 0.1))
+    assert view.surface_points() == 0  # level never crossed: a placeholder point, no surface
+    view.close()
+
+
+# ---------------------------------------------------------------------------------- task runner --
+def test_task_runner_reports_progress_and_result():
+    runner, got = w.TaskRunner(), []
+
+    def job(progress):
+        for i in range(5):
+            progress(i + 1, 5, f"step {i + 1}")
+        return 42
+
+    assert runner.run(job, got.append)
+    assert runner.wait(10)
+    assert got == [42] and runner.error == "" and not runner.busy
+    assert (runner.done, runner.total, runner.bar.value, runner.bar.max) == (5, 5, 5, 5)
+
+
+def test_task_runner_turns_errors_into_notifications(notes):
+    runner = w.TaskRunner()
+
+    def bad(progress):
+        raise WorkbenchError("k=0 must be >= 1")
+
+    runner.run(bad, lambda r: None)
+    runner.wait(10)
+    assert runner.error == "k=0 must be >= 1" and notes.errors == ["k=0 must be >= 1"]
+
+    def bug(progress):
+        return 1 / 0
+
+    runner.run(bug, lambda r: None)
+    runner.wait(10)
+    assert runner.error.startswith("unexpected error (ZeroDivisionError") and "\n" not in runner.error
+
+
+def test_task_runner_cancels_at_next_progress_report():
+    runner, started, release = w.TaskRunner(), threading.Event(), threading.Event()
+    steps = []
+
+    def job(progress):
+        for i in range(100):
+            progress(i, 100, "")
+            steps.append(i)
+            started.set()
+            release.wait(5)
+        return "finished"
+
+    runner.run(job, steps.append)
+    started.wait(5)
+    runner.cancel()
+    release.set()
+    runner.wait(10)
+    assert "finished" not in steps and len(steps) == 1 and runner.message == "cancelled"
+
+
+# --------------------------------------------------------------------------------- data explorer --
+@pytest.mark.parametrize("system,ndim", [("kdv1d", 1), ("grayscott2d", 2), ("grayscott3d", 3)])
+def test_page_builds_and_shows_the_dataset_frames(system, ndim):
+    page = make_page(system)
+    ds = page.ds
+    assert ds.attrs["system"] == system and list(page.views) == [ndim]
+    view = page.views[ndim]
+    assert view.shape == tuple(int(TINY[system]["grid"]) for _ in range(ndim))
+    page.time_index = 3  # what the Player does
+    truth = ds["u"].isel(sample=0, time=3).values
+    if ndim < 3:
+        np.testing.assert_array_equal(view.pipe.data, truth)
+    else:
+        np.testing.assert_array_equal(view._frame, truth)
+        assert view.surface_points() > 0
+    assert "coarse frame 3/" in view.title and f"t = {ds['time'].values[3]:.4g}" in view.title
+    lo, hi = view.clim  # one colour range for the whole trajectory (coarse and bursts)
+    assert lo <= float(ds["u"].isel(sample=0).min()) and hi >= float(ds["u"].isel(sample=0).max())
+    assert (page.spacetime is not None) == (ndim == 1)
+    assert "Δt = k·δt" in page.info.object and ds.attrs["key"] in page.info.object
+    assert page.equation.object.strip("$") == ds.attrs["latex"]
+
+
+def test_fine_burst_view_meets_the_coarse_frames():
+    """Burst b, fine step k (= Δt/δt) is the same state as coarse frame burst_start[b] + 1."""
+    page = make_page("grayscott2d")
+    ds, k = page.ds, page.ds.attrs["k"]
+    page.param.update(field="v", view="fine burst", burst=1)
+    page.time_index = k
+    start = int(ds["burst_start"].values[1])
+    np.testing.assert_allclose(page.views[2].pipe.data, ds["v"].isel(sample=0, time=start + 1).values,
+                               rtol=0, atol=1e-6)
+    assert f"burst 1, δt step {k}/" in page.views[2].title
+    assert page.player.end == ds.sizes["step"] - 1
+
+
+def test_open_cached_dataset_and_sessions_are_independent():
+    cfg = DatasetConfig("kdv1d", n_samples=2, n_coarse=6, overrides=(("n", (32,)),))
+    ds = generate(cfg)
+    a, b = de.create(), de.create()
+    assert any(p.endswith(f"{ds.attrs['key']}.zarr") for p in a.param.cached.objects)
+    a.cached = next(p for p in a.param.cached.objects if p.endswith(f"{ds.attrs['key']}.zarr"))
+    assert a.open() and a.runner.wait(60) and a.error == ""
+    assert a.ds.attrs["key"] == ds.attrs["key"] and b.ds is None and b.system == "grayscott2d"
+    np.testing.assert_array_equal(a.views[1].pipe.data, open_dataset(cfg)["u"].isel(sample=0, time=0).values)
+
+
+@pytest.mark.parametrize("settings,expected", [
+    ({"system": "fhn2d", "grid": "128"}, "stability bound"),  # finer grid than the cpu preset's dt allows
+    ({"system": "grayscott2d", "grid": "16", "frames": 2}, "n_coarse"),  # bursts do not fit
+])
+def test_bad_input_becomes_a_notification(notes, settings, expected):
+    page = de.create()
+    page.param.update(samples=2, **settings)
+    page.generate()
+    page.runner.wait(60)
+    assert expected in page.error and len(notes.errors) == 1 and expected in notes.errors[0]
+    assert page.ds is None and page.views == {}
+
+
+def test_open_without_a_cached_dataset_is_refused(notes, tmp_path, monkeypatch):
+    monkeypatch.setenv("WORKBENCH_CACHE", str(tmp_path / "empty"))
+    page = de.create()
+    assert page.cached is None and not page.open()
+    assert "no cached dataset" in page.error and notes.errors == [page.error]
