@@ -234,14 +234,19 @@ def reference_dataset_config(system: str, preset: str = "cpu", *, folder: Path |
 
 
 def _manifest_dataset(entries: Any, system: str) -> dict | None:
-    """The first dataset config recorded for `system` in a manifest (dict or list of entries)."""
-    items = entries.get("checkpoints", entries) if isinstance(entries, dict) else entries
-    if isinstance(items, dict):
-        items = [dict(v, _key=k) for k, v in items.items() if isinstance(v, dict)]
-    for entry in items if isinstance(items, list) else []:
-        if not isinstance(entry, dict):
-            continue
-        ds = entry.get("dataset_config") or entry.get("dataset")
-        if isinstance(ds, dict) and ds.get("system", entry.get("system")) == system:
-            return {"system": system, **ds}
+    """The first dataset config recorded for `system` anywhere in a manifest
+    ({"checkpoints": {system: {model: {"dataset_config": {...}}}}} as `bench pimrl` writes it)."""
+    if isinstance(entries, dict):
+        ds = entries.get("dataset_config")
+        if isinstance(ds, dict) and ds.get("system") == system:
+            return ds
+        children = list(entries.values())
+    elif isinstance(entries, list):
+        children = entries
+    else:
+        return None
+    for child in children:
+        found = _manifest_dataset(child, system)
+        if found is not None:
+            return found
     return None

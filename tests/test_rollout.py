@@ -116,3 +116,22 @@ def test_deterministic_eval_mode_and_batch_equals_stream():
     batch = rollout_batch(model, u0, 6, batch_size=2)
     assert batch.shape == (3, 6, 2, 8, 8) and batch.dtype == np.float32
     np.testing.assert_allclose(batch[1], a, rtol=1e-5, atol=1e-6)
+
+
+def test_reference_dataset_config_reads_the_manifest(tmp_path):
+    import json
+
+    from core.rollout import reference_dataset_config
+
+    assert reference_dataset_config("burgers2d", folder=tmp_path).n_samples == 8  # no manifest: defaults
+    cfg = {"system": "burgers2d", "preset": "cpu", "n_samples": 5, "seed": 7, "k": 5, "splits": [3, 1, 1],
+           "overrides": {"n": [32, 32]}}
+    entry = {"path": "burgers2d/pimrl.pt", "dataset_config": cfg}
+    manifest = {"checkpoints": {"burgers2d": {"pimrl": entry}}}
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    got = reference_dataset_config("burgers2d", folder=tmp_path)
+    assert (got.n_samples, got.seed, got.k, got.splits) == (5, 7, 5, (3, 1, 1))
+    assert dict(got.overrides) == {"n": (32, 32)}
+    assert reference_dataset_config("fhn2d", folder=tmp_path).n_samples == 8  # other system: defaults
+    small = reference_dataset_config("burgers2d", folder=tmp_path, n_samples=3, splits=(1, 1, 1))
+    assert small.n_samples == 3 and small.seed == 7
