@@ -46,7 +46,7 @@ class DataExplorer(pn.viewable.Viewer):
     grid = param.Selector(default="preset", objects=list(GRID_CHOICES),
                           doc="grid points per dimension (same domain); coarser than the preset is faster")
     frames = param.Integer(default=0, bounds=(0, 5000),
-                           doc="coarse frames per trajectory (0 = the preset's; the 4 bursts need at least 6)")
+                           doc="coarse frames per trajectory (0 = the preset's; 4 bursts need >= 6)")
     cached = param.Selector(default=None, objects=[], allow_None=True, doc="datasets in the cache")
     sample = param.Selector(default=0, objects=[0], doc="trajectory shown")
     field = param.Selector(default="u", objects=["u"], doc="field shown")
