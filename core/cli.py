@@ -34,7 +34,8 @@ BENCHMARKS: list[str] = [
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m core",
-        description="PIMRL x TinyFormer workbench: data, training, evaluation, NAS, SparseEngine, benchmarks.",
+        description="PIMRL x TinyFormer workbench: data, training, evaluation, NAS, SparseEngine, "
+        "benchmarks.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True

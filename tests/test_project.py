@@ -11,13 +11,15 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def test_ruff_clean():
-    out = subprocess.run([sys.executable, "-m", "ruff", "check", "."], cwd=REPO, capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-m", "ruff", "check", "."], cwd=REPO, capture_output=True,
+                         text=True)
     assert out.returncode == 0, out.stdout + out.stderr
 
 
 def test_core_imports_no_ui_library():
     pattern = re.compile(r"^\s*(import|from)\s+(panel|holoviews|bokeh|hvplot)\b", re.M)
-    offenders = [str(p.relative_to(REPO)) for p in (REPO / "core").rglob("*.py") if pattern.search(p.read_text())]
+    files = (REPO / "core").rglob("*.py")
+    offenders = [str(p.relative_to(REPO)) for p in files if pattern.search(p.read_text())]
     assert offenders == []
 
 
