@@ -46,6 +46,9 @@ def register(bench_subparsers: Any) -> None:
     p.add_argument("--save-checkpoints", action="store_true",
                    help="ship the first seed's models to data/checkpoints and update manifest.json")
     p.add_argument("--name", default="bench_pimrl", help="result file name under data/results/")
+    p.add_argument("--cycles", default=None,
+                   help="instead of the comparison: train PIMRL with each cycle length N (e.g. 2,4,8) and "
+                        "score it on the VALIDATION split -> bench_pimrl_cycle.{md,json}")
     p.set_defaults(func=_run)
 
 
@@ -178,6 +181,12 @@ def update_manifest(system: str, entries: dict[str, Any]) -> Path:
     return write_json_atomic(path, to_jsonable(manifest))
 
 
+def torch_threads(n: int) -> None:
+    import torch
+
+    torch.set_num_threads(max(1, n))
+
+
 def _mean_std(values: list[float]) -> tuple[float, float]:
     arr = np.asarray(values, dtype=float)
     return float(np.mean(arr)), float(np.std(arr))
@@ -209,6 +218,53 @@ def table(results: dict[str, dict[str, Any]]) -> tuple[str, dict[str, Any]]:
     return markdown_table(headers, rows), agg
 
 
+def cycle_sweep(systems: list[str], preset: str, cycles: list[int], seeds: list[int],
+                iterations: int | None, pretrain: int | None, progress: Progress = no_progress) -> list[list]:
+    """Rows (system, N, val RMSE mean, std over seeds, HCT, rollout s): how the cycle length trades
+    accuracy for speed. Scored on the validation split, so choosing N never looks at the test set."""
+    from core.datasets import DatasetConfig, generate
+    from core.metrics import evaluate, summarize
+    from core.pimrl.training import train
+
+    rows = []
+    for system in systems:
+        ds = generate(DatasetConfig(system=system, preset=preset))
+        for n in cycles:
+            rmse, hct, secs = [], [], []
+            for seed in seeds:
+                res = train("pimrl", ds, train_config(preset, seed, iterations, pretrain), progress=progress,
+                            cycle=n)
+                t0 = time.perf_counter()
+                s = summarize(evaluate({"pimrl": res.model}, ds, "val")).loc["pimrl"]
+                secs.append(time.perf_counter() - t0)
+                rmse.append(float(s["rmse"]))
+                hct.append(float(s["hct"]))
+            rows.append([system, n, *_mean_std(rmse), float(np.mean(hct)), float(np.mean(secs))])
+            print(f"[bench pimrl cycles] {rows[-1]}", flush=True)
+    return rows
+
+
+def _run_cycles(args: argparse.Namespace, systems: list[str], seeds: list[int]) -> int:
+    from core.errors import WorkbenchError
+    from core.io import tqdm_progress, write_result
+
+    try:
+        cycles = [int(c) for c in args.cycles.split(",") if c.strip()]
+    except ValueError as exc:
+        raise WorkbenchError(f"--cycles {args.cycles!r} must be comma-separated integers, "
+                             "e.g. 2,4,8") from exc
+    with tqdm_progress("bench pimrl cycles") as progress:
+        rows = cycle_sweep(systems, args.preset, cycles, seeds, args.iterations, args.pretrain, progress)
+    md = markdown_table(["system", "N", "val RMSE", "± std", "val HCT", "eval s"], rows)
+    header = (f"# PIMRL cycle length N ({args.preset} preset)\n\nOne micro step then N−1 macro steps; "
+              f"validation split, seeds {seeds}, benchmark training budget.\n\n")
+    write_result(args.name if args.name != "bench_pimrl" else "bench_pimrl_cycle", header + md,
+                 {"rows": rows},
+                 {"preset": args.preset, "systems": systems, "cycles": cycles, "seeds": seeds})
+    print(md)
+    return 0
+
+
 def _run(args: argparse.Namespace) -> int:
     import concurrent.futures
     import multiprocessing
@@ -221,6 +277,9 @@ def _run(args: argparse.Namespace) -> int:
     systems = _csv(args.systems, SYSTEMS, SYSTEMS, "system")
     models = _csv(args.models, MODELS, MODELS + ABLATIONS, "model")
     seeds = _seeds(args.seeds)
+    if args.cycles:
+        torch_threads(args.threads)
+        return _run_cycles(args, systems, seeds)
     for system in systems:  # datasets first, in this process: workers then only read the cache
         with tqdm_progress(f"data {system}") as progress:
             generate(DatasetConfig(system=system, preset=args.preset), progress=progress)

@@ -17,7 +17,8 @@ def register(subparsers: Any) -> None:
                    help="micro pretraining iterations (default: bench preset)")
     t.add_argument("--seed", type=int, default=0, help="training seed (weights, window sampling)")
     t.add_argument("--out", type=Path, default=None,
-                   help="checkpoint path (default data/checkpoints/<system>/<model>.pt)")
+                   help="checkpoint path (default data/runs/<system>/<model>.pt; the shipped ones in "
+                        "data/checkpoints are written by `bench pimrl --save-checkpoints`)")
     t.add_argument("--resume", type=Path, default=None, help="continue a run from its checkpoint")
     t.add_argument("--checkpoint-every", type=int, default=0, help="also save every N iterations")
     t.add_argument("--device", default=None, help="cpu | cuda (default: cuda when available)")
@@ -26,7 +27,8 @@ def register(subparsers: Any) -> None:
     _data_args(e)
     e.add_argument("--models", default="pimrl,percnn,convlstm,fno", help="comma-separated model names")
     e.add_argument("--checkpoints", type=Path, default=None,
-                   help="folder with <system>/<model>.pt (default data/checkpoints)")
+                   help="folder with <system>/<model>.pt (default data/checkpoints, the shipped ones; "
+                        "`train` writes to data/runs)")
     e.add_argument("--steps", type=int, default=None, help="rollout horizon in coarse steps (default: all)")
     e.add_argument("--split", default="test", help="train | val | test")
     e.set_defaults(func=_evaluate)
@@ -92,7 +94,7 @@ def _train(args: argparse.Namespace) -> int:
     config = budget_for(args.model, train_config(args.preset, args.seed, args.iterations, args.pretrain))
     if args.checkpoint_every:
         config = dataclasses.replace(config, checkpoint_every=args.checkpoint_every)
-    out = args.out or data_dir() / "checkpoints" / args.system / f"{args.model}.pt"
+    out = args.out or data_dir() / "runs" / args.system / f"{args.model}.pt"
     with tqdm_progress(f"train {args.model} on {args.system}") as progress:
         res = train(args.model, ds, config, progress=progress, resume=args.resume, device=args.device,
                     out=out)
