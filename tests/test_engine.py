@@ -182,3 +182,35 @@ def test_emulator_counts_a_known_loop(tmp_path):
     layer = res.counts[0]
     assert layer[cycles.CLASSES.index("mac")] == 16
     assert layer[cycles.CLASSES.index("branch_taken")] >= 15
+
+
+@pytest.mark.parametrize("fast", [False, True])
+def test_requantization_edge_cases_match_qmath(fast, tmp_path):
+    """se_requant_column (exact path, and the SMMULR shortcut valid for |acc| < 2^30) vs qmath."""
+    from core.engine import kernels
+    from core.engine.emulator import run
+    from core.tinyformer import qmath
+
+    files = kernels.emit([], tmp_path, fast_requant=fast)
+    main = tmp_path / "rq.c"
+    main.write_text(
+        '#include "se_common.h"\n'
+        '__attribute__((section(".noinit"))) int32_t g_acc[256];\n'
+        '__attribute__((section(".noinit"))) int32_t g_par[5];\n'
+        '__attribute__((section(".noinit"))) int8_t g_out[256];\n'
+        "int main(void) {\n"
+        "  se_requant_column(g_acc, 256, g_out, 1, g_par[0], g_par[1], g_par[2], g_par[3], g_par[4]);\n"
+        "  return 0;\n}\n")
+    fw = toolchain.build([main, *files], tmp_path)
+    rng = np.random.default_rng(5)
+    limit = 2**30 - 1 if fast else 2**31 - 1
+    for mult, shift, zp, lo, hi in ((1 << 30, -1, 0, -128, 127), (1 << 30, -3, -5, -5, 40),
+                                    (1518500250, -9, 7, -128, 127), (2**31 - 1, 0, 0, -128, 127),
+                                    (1 << 30, 2, -128, -128, 127)):
+        acc = np.concatenate([np.arange(-64, 64), rng.integers(-limit, limit, 120), [limit, -limit, 0, 1,
+                              -1, 2, -2, 3]]).astype(np.int32)
+        par = np.array([mult, shift, zp, lo, hi], np.int32)
+        res = run(fw, {"g_acc": acc.tobytes(), "g_par": par.tobytes()}, {"g_out": 256})
+        got = np.frombuffer(res.outputs["g_out"], np.int8)
+        np.testing.assert_array_equal(got, qmath.requantize(acc, mult, shift, zp, lo, hi),
+                                      err_msg=f"mult={mult} shift={shift}")

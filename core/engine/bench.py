@@ -29,6 +29,8 @@ CMSIS_CYCLES_PER_MAC = 4.0
 KERNELS: dict[str, tuple[str, dict[str, int], tuple[int, ...]]] = {
     "conv1x1 64ch 8x8": ("conv2d", {"k": 1, "cin": 64, "cout": 64, "h": 8, "w": 8}, (1, 4)),
     "conv1x1 128ch 8x8": ("conv2d", {"k": 1, "cin": 128, "cout": 128, "h": 8, "w": 8}, (4,)),
+    "conv1x1 256ch 8x8": ("conv2d", {"k": 1, "cin": 256, "cout": 256, "h": 8, "w": 8}, (4,)),
+    "fc 64 tokens 64->64": ("linear", {"n": 64, "cin": 64, "cout": 64}, (4,)),
     "fc 64 tokens 128->128": ("linear", {"n": 64, "cin": 128, "cout": 128}, (1, 4)),
     "conv3x3 32ch 8x8": ("conv2d", {"k": 3, "cin": 32, "cout": 32, "h": 8, "w": 8}, (4,)),
     "dwconv3x3 64ch 16x16": ("dwconv2d", {"k": 3, "cin": 64, "h": 16, "w": 16}, (3,)),

@@ -44,6 +44,8 @@ class RunResult:
     instructions: int = 0
     seconds: float = 0.0
     outputs: dict[str, bytes] = field(default_factory=dict)
+    #: per layer: (block address << 16 | block size) -> executions (for profiles of hot loops)
+    blocks: dict[int, dict[int, int]] = field(default_factory=dict)
 
     @property
     def instructions_per_second(self) -> float:
@@ -176,6 +178,7 @@ def run(
             vec += n * vectors[key]
         vec[TAKEN] += taken[lay]
         result.counts[lay] = vec
+    result.blocks = per_layer
     result.instructions = int(sum(int(v[:N_INSTRUCTION_CLASSES].sum()) for v in result.counts.values()))
     for name, size in (read or {}).items():
         result.outputs[name] = read_mem(build.address(name), size)

@@ -57,6 +57,14 @@ class Lowered:
     call: Callable[[Callable[[str], str]], str] = lambda addr: ""
     weight_bytes: int = 0
     fmt: WeightFormat = WeightFormat()
+    #: max |int32 accumulator| the kernel can reach (0: the op requantizes with the exact path only)
+    acc_bound: int = 0
+
+
+def _acc_bound(w: np.ndarray, bias: np.ndarray, x_range: int) -> int:
+    """max over output channels of |bias| + x_range·Σ|w| (x_range: largest |x − zp| the kernel sees)."""
+    rows = np.abs(np.asarray(w, np.int64).reshape(w.shape[0], -1)).sum(axis=1)
+    return int(np.max(np.abs(np.asarray(bias, np.int64)) + x_range * rows))
 
 
 def _c_ident(name: str) -> str:
@@ -158,7 +166,8 @@ def _conv_like(qop: Any, shapes: list, out_shape: tuple, fmt: WeightFormat) -> L
             f"{zps[2]}, {zps[3]}, ({scratch_t} *){addr(op.name + '.scratch')});"
         )
 
-    return Lowered("", "", key, arrays, scratch, call, int(arrays[-1][2].size) + 12 * cout, fmt)
+    bound = _acc_bound(w4, bias, 128 if (fmt.sparse and fold) else 255)
+    return Lowered("", "", key, arrays, scratch, call, int(arrays[-1][2].size) + 12 * cout, fmt, bound)
 
 
 def _dwconv(qop: Any, shapes: list, out_shape: tuple, fmt: WeightFormat) -> Lowered:
@@ -190,9 +199,9 @@ def _dwconv(qop: Any, shapes: list, out_shape: tuple, fmt: WeightFormat) -> Lowe
             f"{ident}_shift, {addr(op.output)}, {ho}, {wo}, {zps}{tail});"
         )
 
-    return Lowered(
-        "", "", key, arrays, 4 * ho * wo if fmt.sparse else 0, call, int(arrays[-1][2].size) + 12 * c, fmt
-    )
+    scratch = 4 * ho * wo if fmt.sparse else 0
+    weight_bytes = int(arrays[-1][2].size) + 12 * c
+    return Lowered("", "", key, arrays, scratch, call, weight_bytes, fmt, _acc_bound(w, bias, 255))
 
 
 def _requant_args(qop: Any) -> str:
@@ -215,7 +224,7 @@ def _matmul_qk(qop: Any, shapes: list, out_shape: tuple, fmt: WeightFormat) -> L
             f"(int16_t *){addr(op.name + '.scratch')});"
         )
 
-    return Lowered("", "", None, [], scratch, call)
+    return Lowered("", "", None, [], scratch, call, acc_bound=(d // heads) * 255 * 255)
 
 
 def _matmul_av(qop: Any, shapes: list, out_shape: tuple, fmt: WeightFormat) -> Lowered:
@@ -230,7 +239,7 @@ def _matmul_av(qop: Any, shapes: list, out_shape: tuple, fmt: WeightFormat) -> L
             f"(int16_t *){addr(op.name + '.scratch')});"
         )
 
-    return Lowered("", "", None, [], scratch, call)
+    return Lowered("", "", None, [], scratch, call, acc_bound=nk * 255 * 255)
 
 
 def _softmax(qop: Any, shapes: list, out_shape: tuple, fmt: WeightFormat) -> Lowered:

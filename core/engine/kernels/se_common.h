@@ -13,6 +13,8 @@
 #include <arm_acle.h>
 #include <stdint.h>
 
+#include "se_config.h" /* generated per program: SE_FAST_REQUANT (see se_rq_apply) */
+
 #define SE_INLINE static inline __attribute__((always_inline))
 
 /* the layer marker: a store the emulator watches (an MMIO-like word; unused on a board) */
@@ -43,7 +45,7 @@ SE_INLINE int32_t se_mbqm(int32_t x, int32_t mult, int32_t shift) {
 
 /* Per-channel requantization constants, prepared once per output channel (hoisted out of pixel loops). */
 typedef struct {
-  int32_t mult, left, right, mask, threshold;
+  int32_t mult, left, right, mask, threshold, half;
 } se_rq_t;
 
 SE_INLINE se_rq_t se_rq_prepare(int32_t mult, int32_t shift) {
@@ -53,13 +55,33 @@ SE_INLINE se_rq_t se_rq_prepare(int32_t mult, int32_t shift) {
   rq.right = shift > 0 ? 0 : -shift;
   rq.mask = (int32_t)((1u << rq.right) - 1u);
   rq.threshold = rq.mask >> 1;
+  rq.half = rq.right > 0 ? (int32_t)(1u << (rq.right - 1)) : 0;
   return rq;
 }
+
+SE_INLINE int8_t se_rq_apply_exact(int32_t acc, se_rq_t rq, int32_t out_zp, int32_t act_min, int32_t act_max);
 
 /* = se_requant(acc, mult, shift, ...) for a non-negative Q31 multiplier (qmath.quantize_multiplier
  * never gives a negative one, so SRDHM's INT32_MIN * INT32_MIN saturation cannot occur). A positive
  * shift saturates the shifted accumulator to int32, as qmath.multiply_by_quantized_multiplier does. */
 SE_INLINE int8_t se_rq_apply(int32_t acc, se_rq_t rq, int32_t out_zp, int32_t act_min, int32_t act_max) {
+#if SE_FAST_REQUANT
+  /* Exact shortcut, enabled by the code generator only when it has proved |acc| < 2^30 for every
+   * layer using it: then 2*acc fits int32 and SMMULR(2*acc, m) = floor((2*acc*m + 2^31) / 2^32) =
+   * floor((acc*m + 2^30) / 2^31) = SRDHM; and with right >= 1, t + 2^(right-1) cannot overflow, so
+   * (t + 2^(right-1) + (t >> 31)) >> right = RoundingDivideByPOT(t, right) (ties away from zero). */
+  if (rq.left == 0 && rq.right > 0) {
+    const int32_t t = (int32_t)(((int64_t)(acc * 2) * rq.mult + 0x80000000ll) >> 32);
+    int32_t v = ((t + rq.half + (t >> 31)) >> rq.right) + out_zp;
+    v = v < act_min ? act_min : v;
+    return (int8_t)(v > act_max ? act_max : v);
+  }
+#endif
+  return se_rq_apply_exact(acc, rq, out_zp, act_min, act_max);
+}
+
+/* the general path of se_rq_apply (any accumulator, any shift) */
+SE_INLINE int8_t se_rq_apply_exact(int32_t acc, se_rq_t rq, int32_t out_zp, int32_t act_min, int32_t act_max) {
   int32_t x = acc;
   if (__builtin_expect(rq.left != 0, 0)) {
     const int64_t wide = (int64_t)x * (int64_t)(1u << rq.left);
@@ -77,9 +99,10 @@ SE_INLINE int8_t se_rq_apply(int32_t acc, se_rq_t rq, int32_t out_zp, int32_t ac
 void se_requant_column(const int32_t *acc, int32_t n, int8_t *out, int32_t stride, int32_t mult, int32_t shift,
                        int32_t out_zp, int32_t act_min, int32_t act_max);
 
+/* exact for any accumulator (LayerNorm, add and other element-wise users) */
 SE_INLINE int8_t se_requant(int32_t acc, int32_t mult, int32_t shift, int32_t out_zp, int32_t act_min,
                             int32_t act_max) {
-  return se_rq_apply(acc, se_rq_prepare(mult, shift), out_zp, act_min, act_max);
+  return se_rq_apply_exact(acc, se_rq_prepare(mult, shift), out_zp, act_min, act_max);
 }
 
 /* 4 int8 from memory (unaligned is fine on the M7) */

@@ -4,20 +4,28 @@
 
 void se_requant_column(const int32_t *acc, int32_t n, int8_t *out, int32_t stride, int32_t mult, int32_t shift,
                        int32_t out_zp, int32_t act_min, int32_t act_max) {
+  const se_rq_t rq = se_rq_prepare(mult, shift);
   const int32_t *const end = acc + n;
-  if (shift > 0) { /* rare (real multiplier >= 1): the saturating left-shift path */
-    const se_rq_t rq = se_rq_prepare(mult, shift);
-    for (; acc < end; acc++, out += stride) *out = se_rq_apply(*acc, rq, out_zp, act_min, act_max);
+#if SE_FAST_REQUANT
+  if (rq.left == 0 && rq.right > 0) { /* se_rq_apply's shortcut, unswitched so the loop stays small */
+    const int32_t right = rq.right, half = rq.half;
+    if (act_min == -128 && act_max == 127) { /* no activation: one SSAT clamps */
+      for (; acc < end; acc++, out += stride) {
+        const int32_t t = (int32_t)(((int64_t)(*acc * 2) * mult + 0x80000000ll) >> 32);
+        *out = (int8_t)__ssat(((t + half + (t >> 31)) >> right) + out_zp, 8);
+      }
+      return;
+    }
+    for (; acc < end; acc++, out += stride) {
+      const int32_t t = (int32_t)(((int64_t)(*acc * 2) * mult + 0x80000000ll) >> 32);
+      int32_t v = ((t + half + (t >> 31)) >> right) + out_zp;
+      v = v < act_min ? act_min : v;
+      *out = (int8_t)(v > act_max ? act_max : v);
+    }
     return;
   }
-  /* the common path, written out so every constant stays in a register (se_rq_apply with left = 0) */
-  const int32_t right = -shift, mask = (int32_t)((1u << right) - 1u), threshold = mask >> 1;
-  for (; acc < end; acc++, out += stride) {
-    const int32_t t = (int32_t)(((int64_t)*acc * mult + (1ll << 30)) >> 31);
-    int32_t v = (t >> right) + ((t & mask) > threshold + (int32_t)((uint32_t)t >> 31)) + out_zp;
-    v = v < act_min ? act_min : v;
-    *out = (int8_t)(v > act_max ? act_max : v);
-  }
+#endif
+  for (; acc < end; acc++, out += stride) *out = se_rq_apply_exact(*acc, rq, out_zp, act_min, act_max);
 }
 
 /* rows of int8 (minus zp) -> q15 rows of length K4 = K rounded up to 4, reordered [x0,x2,x1,x3] per
@@ -41,6 +49,7 @@ void se_mm2_q15(const int16_t *a0, const int16_t *a1, const int16_t *B, int32_t 
                 int8_t *out1, int32_t ostride, int32_t mult, int32_t shift, int32_t out_zp, int32_t act_min,
                 int32_t act_max) {
   const int16_t *b1row = a1 ? a1 : a0;
+  const se_rq_t rq = se_rq_prepare(mult, shift);
   int32_t n = 0;
   for (; n + 1 < N; n += 2) {
     const int16_t *p = B + n * K4, *q = p + K4;
@@ -53,11 +62,11 @@ void se_mm2_q15(const int16_t *a0, const int16_t *a1, const int16_t *B, int32_t 
       s10 = __smlad(x1, y0, s10);
       s11 = __smlad(x1, y1, s11);
     }
-    out0[n * ostride] = se_requant(s00, mult, shift, out_zp, act_min, act_max);
-    out0[(n + 1) * ostride] = se_requant(s01, mult, shift, out_zp, act_min, act_max);
+    out0[n * ostride] = se_rq_apply(s00, rq, out_zp, act_min, act_max);
+    out0[(n + 1) * ostride] = se_rq_apply(s01, rq, out_zp, act_min, act_max);
     if (a1) {
-      out1[n * ostride] = se_requant(s10, mult, shift, out_zp, act_min, act_max);
-      out1[(n + 1) * ostride] = se_requant(s11, mult, shift, out_zp, act_min, act_max);
+      out1[n * ostride] = se_rq_apply(s10, rq, out_zp, act_min, act_max);
+      out1[(n + 1) * ostride] = se_rq_apply(s11, rq, out_zp, act_min, act_max);
     }
   }
   if (n < N) {
@@ -67,8 +76,8 @@ void se_mm2_q15(const int16_t *a0, const int16_t *a1, const int16_t *B, int32_t 
       s0 = __smlad(se_read_q15x2(a0 + k), se_read_q15x2(p + k), s0);
       s1 = __smlad(se_read_q15x2(b1row + k), se_read_q15x2(p + k), s1);
     }
-    out0[n * ostride] = se_requant(s0, mult, shift, out_zp, act_min, act_max);
-    if (a1) out1[n * ostride] = se_requant(s1, mult, shift, out_zp, act_min, act_max);
+    out0[n * ostride] = se_rq_apply(s0, rq, out_zp, act_min, act_max);
+    if (a1) out1[n * ostride] = se_rq_apply(s1, rq, out_zp, act_min, act_max);
   }
 }
 
