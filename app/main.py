@@ -1,19 +1,49 @@
 """`panel serve app`: assembles the workbench shell from the page modules in `pages/`.
 
 This file only assembles; every page owns its state and views (see `pages/__init__.py`). It runs
-once per browser session, so sessions never share state.
+once per browser session, so sessions never share state. A page that fails to build is replaced
+by a one-line error in its tab (the traceback goes to the server log), so one broken page never
+takes the whole workbench down.
 """
 
 from __future__ import annotations
 
+import logging
+
 import panel as pn
 from pages import load_pages
+
+log = logging.getLogger("workbench.app")
 
 modules = load_pages()
 extensions = sorted({ext for m in modules for ext in getattr(m, "EXTENSIONS", ())})
 pn.extension(*extensions, notifications=True, sizing_mode="stretch_width")
 
-pages = [m.create() for m in modules]
+
+class BrokenPage(pn.viewable.Viewer):
+    """Stands in for a page whose `create()` raised."""
+
+    def __init__(self, title: str, exc: Exception):
+        super().__init__()
+        self._alert = pn.pane.Alert(f"The **{title}** page could not be built: {type(exc).__name__}: {exc}",
+                                    alert_type="danger")
+
+    def sidebar(self) -> pn.viewable.Viewable:
+        return pn.pane.Markdown("")
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        return self._alert
+
+
+def build(module) -> pn.viewable.Viewer:
+    try:
+        return module.create()
+    except Exception as exc:  # a bug in one page: show it there, keep the others usable
+        log.exception("page %s failed to build", module.__name__)
+        return BrokenPage(module.TITLE, exc)
+
+
+pages = [build(m) for m in modules]
 tabs = pn.Tabs(*[(m.TITLE, p) for m, p in zip(modules, pages, strict=True)], dynamic=False)
 sidebar = pn.Column(pages[0].sidebar(), sizing_mode="stretch_width")
 

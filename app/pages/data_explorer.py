@@ -172,7 +172,7 @@ class DataExplorer(pn.viewable.Viewer):
         nd = len(dims)
         view = self.views.get(nd)
         if view is None:
-            view = frame_view(dims, coords, clim, label=self.field, height=460 if nd > 1 else 340)
+            view = frame_view(dims, coords, clim, label=self.field, height=440 if nd > 1 else 340)
             view.label = self.field
             view.reset(coords, clim, frame, self._title(0))
             self.views[nd] = view
@@ -264,7 +264,7 @@ class DataExplorer(pn.viewable.Viewer):
 
     def __panel__(self) -> pn.viewable.Viewable:
         side = pn.Column(pn.Card(self.equation, title="Equations", collapsible=False),
-                         pn.Card(self.info, title="Dataset", collapsible=False), width=420)
+                         pn.Card(self.info, title="Dataset", collapsible=False), width=350)
         return pn.Row(pn.Column(self.player, self.plot_area, sizing_mode="stretch_width"), side,
                       sizing_mode="stretch_width")
 
