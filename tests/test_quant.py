@@ -187,3 +187,18 @@ def test_percentile_calibration_clips_outliers(sampled):
                                                                                    percentile=99.0))
     narrower = [t for t in qm.tensor_q if pq.tensor_q[t].scale < qm.tensor_q[t].scale - 1e-12]
     assert len(narrower) >= len(qm.tensor_q) // 3
+
+
+def test_supernet_weights_are_prefix_sliced_for_a_subnet():
+    from core.tinyformer.supernet import make_supernet
+
+    cfg = space.SpaceConfig(resolution=16, vit_dims=(16, 32), vit_mlp=(32, 64), last_widths=(32, 48),
+                            mbv2_widths=(16, 24), ds_widths=(16,), mbv2_depths=(1, 2))
+    torch.manual_seed(5)
+    sup = _randomize_bn(make_supernet(cfg), 6).double()
+    arch = space.extreme(cfg, largest=False)
+    x = torch.randn(2, 3, 16, 16, dtype=torch.float64)
+    with torch.no_grad():
+        want = sup(x, arch)
+        got = qfloat.run_float(graph_of(arch), qfloat.extract_params(sup, graph_of(arch)), quant.to_hwc(x))
+    assert torch.allclose(got.reshape(2, -1), want, atol=1e-10, rtol=1e-8)
