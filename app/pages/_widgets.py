@@ -245,7 +245,10 @@ class VolumeView(FrameView):
         self.outline.copy_from(self.grid.outline())
         self.plotter.camera_position = "iso"
         self.plotter.reset_camera(bounds=self.grid.bounds)
-        self.panes["volume"].param.update(spacing=self.spacing, origin=self.origin)
+        # the same oblique view as the iso-surface scene (vtk.js would look along an axis)
+        cam = self.plotter.camera
+        self.panes["volume"].param.update(spacing=self.spacing, origin=self.origin, camera={
+            "position": list(cam.position), "focalPoint": list(cam.focal_point), "viewUp": list(cam.up)})
 
     def reset(self, coords, clim, frame=None, title=None) -> None:
         old_shape, old_coords = self.shape, self.coords
