@@ -188,7 +188,8 @@ def _dwconv(qop: Any, shapes: list, out_shape: tuple, fmt: WeightFormat) -> Lowe
         arrays.append((f"{ident}_w", "uint8_t", np.frombuffer(sparse.encode(w, fmt.block), np.uint8)))
         key = KernelKey("sparse_dwconv2d", kh, kw, stride, pad, fmt.block)
     else:
-        arrays.append((f"{ident}_w", "int8_t", w.ravel()))
+        tap_major = w[..., 0].reshape(c, kh * kw).T  # (C, kh, kw, 1) -> (kh·kw, C)
+        arrays.append((f"{ident}_w", "int8_t", tap_major.ravel()))
         key = KernelKey("dwconv2d", kh, kw, stride, pad)
     zps = f"{_zp(qop.in_q[0])}, {_zp(qop.out_q)}, {int(qop.act_min)}, {int(qop.act_max)}"
 
