@@ -30,8 +30,10 @@ _CLASSES: dict[str, type[Surrogate]] = {
 
 #: PIMRL cycle length N per system (one micro step, then N−1 macro steps). Longer cycles are cheaper
 #: (the micro step costs k·substeps Π-block evaluations) but lean more on the data-driven module;
-#: `python -m core bench pimrl --cycles 2,4,8` measures the trade-off (data/results/bench_pimrl_cycle.md).
-CYCLE: dict[str, int] = {"kdv1d": 4, "burgers2d": 4, "fhn2d": 4, "grayscott2d": 4, "grayscott3d": 4}
+#: `python -m core bench pimrl --cycles 2,4,8` measures the trade-off on the validation split. KdV
+#: (measured, 160 steps of training): val RMSE 0.93 at N=2, diverged at N=4, 1.18 at N=8 -> N=2.
+#: The 2D/3D systems keep N=4 (not swept for lack of CPU time; see the benchmark notes).
+CYCLE: dict[str, int] = {"kdv1d": 2, "burgers2d": 4, "fhn2d": 4, "grayscott2d": 4, "grayscott3d": 4}
 
 #: Euler substeps per δt where the diffusion-based automatic choice does not apply: KdV has no
 #: diffusion; h = δt/4 = 0.01 keeps hω small for the resolved soliton modes (u_x, u_xxx at dx = 0.31).
