@@ -1,7 +1,7 @@
 """The kernel library: keys, the one emitter that writes kernel C into an output folder, scratch sizes.
 
 Convolution kernels are specialised per (op, kernel, stride, pad[, block]) and named from that key
-(`se_conv2d_k3x3_s1_p1`, `se_sparse_conv2d_k1x1_s1_p0_b4`, ...): `templates/<op>.c.tmpl` is filled in
+(`se_conv2d_k3x3_s1_p1`, `se_sparse_conv2d_k1x1_s1_p0_b4`, ...): `templates/<op>.tmpl.c` is filled in
 with the key's constants, so the compiler sees fixed loop bounds. Shape-generic kernels (attention
 matmuls, softmax, LayerNorm, add, pooling) live in `kernels/se_ops.c` and are copied as they are.
 `linear` is a 1×1 convolution over an (1, N) "image" of tokens and uses the same kernels.
@@ -25,7 +25,7 @@ from string import Template
 from core.engine.toolchain import KERNEL_DIR, TEMPLATE_DIR
 from core.errors import WorkbenchError, unknown
 
-#: kernels generated from templates/<op>.c.tmpl
+#: kernels generated from templates/<op>.tmpl.c
 TEMPLATED = ("conv2d", "dwconv2d", "sparse_conv2d", "sparse_dwconv2d")
 #: the shape-generic library (kernels/se_ops.c) and its headers
 LIBRARY = ("se_ops.c",)
@@ -60,7 +60,7 @@ class KernelKey:
 
     def source(self) -> str:
         """The kernel's C source: the template with this key's constants."""
-        text = (TEMPLATE_DIR / f"{self.op}.c.tmpl").read_text()
+        text = (TEMPLATE_DIR / f"{self.op}.tmpl.c").read_text()
         return Template(text).substitute(
             NAME=self.name, KH=self.kh, KW=self.kw, S=self.stride, P=self.pad, B=self.block
         )

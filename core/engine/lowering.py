@@ -106,7 +106,7 @@ def lower_op(qop: Any, graph: Any, fmt: WeightFormat) -> Lowered:
 
 
 def pack_dense(w4: np.ndarray) -> np.ndarray:
-    """(Cout, kh, kw, Cin) int8 -> the dense conv kernel's layout (see templates/conv2d.c.tmpl).
+    """(Cout, kh, kw, Cin) int8 -> the dense conv kernel's layout (see templates/conv2d.tmpl.c).
 
     Rows are zero-padded to K4 = 4·⌈K/4⌉ and the channel count to even; then per channel pair and
     per group of 4 taps the two channels' 4 weights follow each other.
