@@ -243,3 +243,26 @@ def test_open_without_a_cached_dataset_is_refused(notes, tmp_path, monkeypatch):
     page = de.create()
     assert page.cached is None and not page.open()
     assert "no cached dataset" in page.error and notes.errors == [page.error]
+
+
+# ---------------------------------------------------------------------------------------- shell --
+def test_shell_keeps_working_around_a_broken_page(monkeypatch):
+    """main.py builds one tab per page; a page whose create() raises shows its error in its own
+    tab, and switching tabs swaps the sidebar to that page's controls."""
+    import runpy
+    import types
+
+    import pages
+
+    broken = types.ModuleType("pages.broken")
+    broken.TITLE = "Broken"
+    broken.create = lambda: 1 / 0
+    monkeypatch.setitem(sys.modules, "pages.broken", broken)
+    monkeypatch.setattr(pages, "PAGE_MODULES", ["pages.broken", "pages.data_explorer"])
+    shell = runpy.run_path(str(Path(de.__file__).resolve().parent.parent / "main.py"))
+    first, explorer = shell["pages"]
+    assert isinstance(first, shell["BrokenPage"]) and "ZeroDivisionError" in first._alert.object
+    assert isinstance(explorer, de.DataExplorer)
+    assert [name for name, _ in zip(shell["tabs"]._names, shell["tabs"], strict=True)] == ["Broken", de.TITLE]
+    shell["tabs"].active = 1
+    assert shell["sidebar"][0] is explorer.sidebar()
