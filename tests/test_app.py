@@ -266,3 +266,14 @@ def test_shell_keeps_working_around_a_broken_page(monkeypatch):
     assert [name for name, _ in zip(shell["tabs"]._names, shell["tabs"], strict=True)] == ["Broken", de.TITLE]
     shell["tabs"].active = 1
     assert shell["sidebar"][0] is explorer.sidebar()
+
+
+def test_unreadable_cached_store_is_listed_and_opening_it_explains(notes, tmp_path, monkeypatch):
+    monkeypatch.setenv("WORKBENCH_CACHE", str(tmp_path))
+    bad = tmp_path / "grayscott2d-cpu-0123456789ab.zarr"
+    bad.mkdir()
+    (bad / "zarr.json").write_text("{not json")
+    page = de.create()
+    assert page.param.cached.names == {f"⚠ unreadable · {bad.name}": str(bad)} and page.cached == str(bad)
+    assert page.open() and page.runner.wait(30)
+    assert str(bad) in page.error and notes.errors == [page.error] and page.ds is None

@@ -7,6 +7,7 @@ frames are pushed into views built once (`pages._widgets`), so scrubbing never r
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -101,10 +102,15 @@ class DataExplorer(pn.viewable.Viewer):
         return self.runner.run(lambda progress: open_dataset(path), self.show_dataset, label="opening")
 
     def refresh_cached(self, *_events) -> None:
-        rows = [r for r in list_datasets() if r["valid"]]
-        options = {f"{r['system']}-{r['preset']} · {r['n_samples']} samples · "
-                   f"{'×'.join(str(r['sizes'][d]) for d in ('z', 'y', 'x') if d in r['sizes'])} · "
-                   f"{r['key']}": r["path"] for r in reversed(rows)}
+        """Re-read the cache folder; newest first, unreadable stores listed (opening one explains why)."""
+        options = {}
+        for r in reversed(list_datasets()):
+            if r["valid"]:
+                grid = "×".join(str(r["sizes"][d]) for d in ("z", "y", "x") if d in r["sizes"])
+                label = f"{r['system']}-{r['preset']} · {r['n_samples']} samples · {grid} · {r['key']}"
+            else:
+                label = f"⚠ unreadable · {Path(r['path']).name}"
+            options[label] = r["path"]
         self.param.cached.objects = options  # label -> path: the select shows the labels
         if self.cached not in options.values():
             self.cached = next(iter(options.values()), None)
@@ -151,7 +157,8 @@ class DataExplorer(pn.viewable.Viewer):
         coords = {d: ds[d].values for d in dims}
         self._traj = {"frames": frames, "times": np.asarray(times, dtype=np.float64), "clim": clim,
                       "dims": dims, "system": a["system"]}
-        self.player.param.update(end=len(frames) - 1, value=0)
+        # a 3D frame takes ~0.2 s to contour and send: a slower player keeps the scene in step
+        self.player.param.update(end=len(frames) - 1, value=0, interval=600 if len(dims) == 3 else 150)
         with param.parameterized.discard_events(self):
             self.time_index = 0
         self._view_for(dims, coords, clim, frames[0])
@@ -239,6 +246,8 @@ class DataExplorer(pn.viewable.Viewer):
         busy = self.runner.param.busy
         gen = pn.widgets.Button(label="Generate", color="primary", disabled=busy)
         gen.on_click(self.generate)
+        cancel = pn.widgets.Button(label="Cancel", width=90, visible=busy)
+        cancel.on_click(lambda _e: self.runner.cancel())
         opn = pn.widgets.Button(label="Open", disabled=busy)
         opn.on_click(self.open)
         ref = pn.widgets.Button(label="↻", width=40, description="refresh the list of cached datasets")
@@ -248,7 +257,7 @@ class DataExplorer(pn.viewable.Viewer):
             pn.Param(self.param, parameters=["system", "preset", "samples", "seed", "grid", "frames"],
                      show_name=False, widgets={"samples": pn.widgets.IntInput, "seed": pn.widgets.IntInput,
                                                "frames": pn.widgets.IntInput}),
-            gen, self.runner,
+            pn.Row(gen, cancel), self.runner,
             "### Open",
             pn.Row(pn.widgets.Select.from_param(self.param.cached, label="cached dataset"), ref), opn,
             "### Show",
