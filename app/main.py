@@ -1,9 +1,9 @@
 """`panel serve app`: assembles the workbench shell from the page modules in `pages/`.
 
 This file only assembles; every page owns its state and views (see `pages/__init__.py`). It runs
-once per browser session, so sessions never share state. A page that fails to build is replaced
-by a one-line error in its tab (the traceback goes to the server log), so one broken page never
-takes the whole workbench down.
+once per browser session, so sessions never share state. Each page is built the first time its
+tab is opened. A page that fails to build is replaced by a one-line error in its tab (the
+traceback goes to the server log), so one broken page never takes the whole workbench down.
 """
 
 from __future__ import annotations
@@ -43,13 +43,27 @@ def build(module) -> pn.viewable.Viewer:
         return BrokenPage(module.TITLE, exc)
 
 
-pages = [build(m) for m in modules]
-tabs = pn.Tabs(*[(m.TITLE, p) for m, p in zip(modules, pages, strict=True)], dynamic=False)
-sidebar = pn.Column(pages[0].sidebar(), sizing_mode="stretch_width")
+# Pages are built when their tab is first opened (one page's cost at page load, not all of them);
+# a tab's placeholder is then replaced by the page, which stays: vtk.js breaks on VTK panes
+# taken out of the document, so tabs are never emptied again (and `dynamic=False`).
+holders = [pn.Column(pn.indicators.LoadingSpinner(value=True, size=40, name="building the page…"),
+                     sizing_mode="stretch_width") for _ in modules]
+pages: dict[int, pn.viewable.Viewer] = {}
+
+
+def page(i: int) -> pn.viewable.Viewer:
+    if i not in pages:
+        pages[i] = build(modules[i])
+        holders[i][:] = [pages[i]]
+    return pages[i]
+
+
+tabs = pn.Tabs(*[(m.TITLE, h) for m, h in zip(modules, holders, strict=True)], dynamic=False)
+sidebar = pn.Column(page(0).sidebar(), sizing_mode="stretch_width")
 
 
 def _switch_sidebar(event) -> None:
-    sidebar[:] = [pages[event.new].sidebar()]
+    sidebar[:] = [page(event.new).sidebar()]
 
 
 tabs.param.watch(_switch_sidebar, "active")
