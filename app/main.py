@@ -46,7 +46,7 @@ def build(module) -> pn.viewable.Viewer:
 # Pages are built when their tab is first opened (one page's cost at page load, not all of them);
 # a tab's placeholder is then replaced by the page, which stays: vtk.js breaks on VTK panes
 # taken out of the document, so tabs are never emptied again (and `dynamic=False`).
-holders = [pn.Column(pn.indicators.LoadingSpinner(value=True, size=40, name="building the page…"),
+holders = [pn.Column(pn.indicators.LoadingSpinner(value=True, size=40, label="building the page…"),
                      sizing_mode="stretch_width") for _ in modules]
 pages: dict[int, pn.viewable.Viewer] = {}
 
