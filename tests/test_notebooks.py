@@ -28,7 +28,6 @@ def test_notebook_executes(path, monkeypatch, tmp_path):
     from nbclient.exceptions import CellExecutionError
 
     monkeypatch.setenv("WORKBENCH_SMALL", "1")
-    monkeypatch.setenv("MPLBACKEND", "Agg")
     monkeypatch.setenv("PYVISTA_OFF_SCREEN", "true")
     # the kernel must import `core` even without an editable install
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))

@@ -17,6 +17,7 @@ import importlib
 PAGE_MODULES: list[str] = [
     "pages.data_explorer",
     "pages.rollout",
+    "pages.error_accumulation",
 ]
 
 
