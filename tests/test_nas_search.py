@@ -35,7 +35,11 @@ def searched(tmp_path_factory) -> Path:
     train_supernet(TINY, TrainConfig(train_size=96, epochs=1, batch=32, threads=1),
                    out=folder / "supernet.pt", progress=lambda d, t, m: calls.append((d, t)))
     assert calls[-1] == (3, 3)
-    table = run_sparsenas(folder / "supernet.pt", SEARCH, out_dir=folder)
+    calls.clear()
+    table = run_sparsenas(folder / "supernet.pt", SEARCH, out_dir=folder,
+                          progress=lambda d, t, m: calls.append((d, t)))
+    total = 4 + (4 - 2) + 1  # population + one generation of children + one fine-tuned candidate
+    assert calls[-1] == (total, total) and all(t == total for _, t in calls)
     write_candidates(table, folder / "candidates.parquet")
     return folder
 

@@ -25,7 +25,7 @@ from core.errors import WorkbenchError
 from core.io import Progress, atomic_path, no_progress
 from core.tinyformer import prune
 from core.tinyformer.model import TinyFormerNet, build, extract
-from core.tinyformer.sparsenas import Evaluator, SearchConfig, search
+from core.tinyformer.sparsenas import Evaluator, SearchConfig, n_evaluations, search
 from core.tinyformer.supernet import accuracy, load_checkpoint, load_images, recalibrate_bn
 
 
@@ -118,7 +118,7 @@ def run_sparsenas(
     born = search(space, cfg, ev, progress)
     search_s = time.monotonic() - t0
     keys = sorted(born, key=lambda k: -ev.cache[k]["accuracy"])
-    total = cfg.population * cfg.generations + cfg.finetune_top
+    total = n_evaluations(cfg) + cfg.finetune_top
     rows, finetuned = [], {}
     for rank, key in enumerate(keys):
         genome, info = json.loads(key), dict(ev.cache[key])
@@ -132,7 +132,7 @@ def run_sparsenas(
                 "block": genome["block"],
                 "state_dict": model.state_dict(),
             }
-            progress(min(total, cfg.population * cfg.generations + rank + 1), total, f"fine-tuned #{rank}")
+            progress(min(total, n_evaluations(cfg) + rank + 1), total, f"fine-tuned #{rank}")
         rows.append(_row(rank, genome, info, cfg, born[key]))
     table = pd.DataFrame(rows)
     table.attrs.update(search_seconds=search_s, total_seconds=time.monotonic() - t0, space=space.name)
@@ -210,3 +210,13 @@ def load_finetuned(path: Path | str, cid: int) -> tuple[TinyFormerNet, dict[str,
     model = build(entry["arch"])
     model.load_state_dict(entry["state_dict"])
     return model.eval(), {k: v for k, v in entry.items() if k != "state_dict"}
+
+
+def read_table(path: Path | str) -> pd.DataFrame:
+    """A candidates table written by `write_candidates` (best first)."""
+    path = Path(path)
+    if not path.is_file():
+        raise WorkbenchError(
+            f"candidates table {str(path)!r} does not exist; run `python -m core nas sparsenas`"
+        )
+    return pd.read_parquet(path).sort_values("id").reset_index(drop=True)

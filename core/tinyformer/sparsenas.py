@@ -246,13 +246,18 @@ def _fill(
         progress(min(count[0], total), total, f"generation {gen + 1}")
 
 
+def n_evaluations(cfg: SearchConfig) -> int:
+    """Genomes evaluated by `search`: the first population, then its children (parents survive)."""
+    return cfg.population + (cfg.generations - 1) * (cfg.population - cfg.parents)
+
+
 def search(
     space: SpaceConfig, cfg: SearchConfig, ev: Evaluator, progress: Progress = no_progress
 ) -> dict[str, int]:
     """Run the evolution; returns {genome key: generation first seen} (metrics are in `ev.cache`)."""
     rng = random.Random(cfg.seed)
     born: dict[str, int] = {}
-    total = cfg.population * cfg.generations + cfg.finetune_top
+    total = n_evaluations(cfg) + cfg.finetune_top
     count = [0]
     pop: list[dict[str, Any]] = []
     _fill(

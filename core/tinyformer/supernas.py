@@ -12,8 +12,10 @@ MACs among fitting subnets is returned per space for plotting.
 
 from __future__ import annotations
 
+import json
 import random
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -155,3 +157,13 @@ def run_supernas(
         "spaces": table,
         "cdf": cdf,
     }
+
+
+def read_result(path: Path | str) -> dict[str, Any]:
+    """A SuperNAS result written by `python -m core nas supernas` (spaces table, CDFs, best)."""
+    path = Path(path)
+    if not path.is_file():
+        raise WorkbenchError(
+            f"SuperNAS result {str(path)!r} does not exist; run `python -m core nas supernas`"
+        )
+    return json.loads(path.read_text())
