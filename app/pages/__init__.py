@@ -18,6 +18,7 @@ PAGE_MODULES: list[str] = [
     "pages.data_explorer",
     "pages.rollout",
     "pages.error_accumulation",
+    "pages.nas_explorer",
 ]
 
 

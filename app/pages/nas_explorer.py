@@ -1,0 +1,346 @@
+"""NAS explorer: the SparseNAS candidates under flash / SRAM budgets, SuperNAS's choice of search
+space, one candidate's structure and per-layer costs, and its speed on the emulated Cortex-M7.
+
+One `NasExplorer` per browser session owns the state (budgets, colour, selected candidate, engine
+results of this session). It reads the shipped `data/nas/candidates.parquet` and `supernas.json`
+(`python -m core nas supernas|sparsenas`) and `data/engine/<id>/manifest.json` (`python -m core engine
+compare <id>`). Moving a budget slider only re-colours the scatter (over-budget points turn grey) and
+redraws the Pareto front of the fitting ones; a click on a point (or the dropdown) selects a
+candidate. Engine runs and SuperNAS re-runs go through `TaskRunner` (worker thread + progress).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import holoviews as hv
+import numpy as np
+import pandas as pd
+import panel as pn
+import param
+
+from core.errors import WorkbenchError
+from pages import _nas_data as nd
+from pages import _nas_views as nv
+from pages._widgets import TaskRunner, info_table, notify_error, on_session_end
+
+TITLE = "NAS explorer"
+EXTENSIONS: tuple[str, ...] = ()
+
+COLOR_BY = {"MACs (M)": "mmacs", "est. latency (ms)": "latency_ms"}
+SUPERNAS_SAMPLES = 100  # per space when re-run from the page (≈ seconds on 2 cores)
+
+
+class NasExplorer(pn.viewable.Viewer):
+    """State and views of the NAS explorer page (one instance per browser session)."""
+
+    flash_kb = param.Integer(default=1024, bounds=(16, 2048), step=16, doc="flash budget (KB)")
+    sram_kb = param.Integer(default=320, bounds=(16, 640), step=8, doc="SRAM budget (KB)")
+    color_by = param.Selector(default="MACs (M)", objects=list(COLOR_BY), doc="colour of fitting points")
+    candidate = param.Selector(default=None, objects=[], allow_None=True, doc="candidate shown in detail")
+    n_fit = param.Integer(default=0, doc="candidates within both budgets")
+    error = param.String(default="", doc="last error shown to the user")
+
+    def __init__(self, nas_dir: Path | None = None, engine_dir: Path | None = None, **params):
+        super().__init__(**params)
+        self.nas_dir, self.engine_dir = nas_dir, engine_dir
+        self.runner = TaskRunner()
+        self.runner.param.watch(lambda e: setattr(self, "error", e.new), "error")
+        self.engine_results: dict[int, dict[str, dict[str, Any]]] = {}
+        self.taps: dict[str, hv.streams.Selection1D] = {}  # click on a point -> candidate
+        self.table: pd.DataFrame | None = None
+        self.supernas: dict[str, Any] | None = None
+        self._load()
+        self._build_panes()
+        if self.table is not None:
+            self._on_budget()
+            self._on_candidate()
+            self.param.watch(self._on_budget, ["flash_kb", "sram_kb"])
+            self.param.watch(self._on_candidate, ["candidate"])
+        on_session_end(self.runner.cancel)
+
+    # ------------------------------------------------------------------------------------ data --
+    def _load(self) -> None:
+        try:
+            table = nd.load_candidates(self.nas_dir)
+        except WorkbenchError as exc:
+            self.error = str(exc)
+            return
+        rows = [nd.candidate(table, int(i)) for i in table["id"]]
+        cpm, self.cpm_source = nd.dense_cycles_per_mac()
+        table["latency_ms"] = [nd.latency_ms(r, cpm) for r in rows]
+        self.rows = {r["id"]: r for r in rows}
+        self.table = table
+        self.dataset = nd.dataset_label(str(table["dataset"].iloc[0]))
+        self.supernas = nd.load_supernas(self.nas_dir)
+        self.param.candidate.objects = {self._label(r): int(r.id) for r in table.itertuples()}
+        self.candidate = int(table["id"].iloc[0])
+
+    @staticmethod
+    def _label(r) -> str:
+        return f"#{r.id} · {r.accuracy:.1%} · {r.flash_kb:.0f} KB flash · {r.sram_kb:.0f} KB SRAM"
+
+    def fits(self) -> np.ndarray:
+        """Mask of candidates within the current budgets (table order)."""
+        return nd.fitting(self.table, self.flash_kb, self.sram_kb)
+
+    @property
+    def fitting_ids(self) -> list[int]:
+        return [int(i) for i in self.table["id"][self.fits()]]
+
+    def frame(self) -> pd.DataFrame:
+        """The table the scatter draws: colour value `c` (NaN = over budget, grey) and alpha."""
+        df = self.table.copy()
+        fit = self.fits()
+        df["c"] = np.where(fit, df[COLOR_BY[self.color_by]], np.nan)
+        df["alpha"] = np.where(fit, 1.0, 0.45)
+        return df
+
+    def front(self, x: str) -> np.ndarray:
+        """Pareto front (accuracy vs `x`) among the fitting candidates, as indices into the table."""
+        fit = np.flatnonzero(self.fits())
+        sub = nd.pareto_front(self.table[x].to_numpy()[fit], self.table["accuracy"].to_numpy()[fit])
+        return fit[sub] if len(sub) else sub
+
+    # --------------------------------------------------------------------------------- scatter --
+    def _scatter(self, x: str):
+        streams = [self.param.flash_kb, self.param.sram_kb, self.param.color_by]
+        xmax = float(self.table[x].max())
+
+        def points(**_):
+            col = COLOR_BY[self.color_by]
+            lo, hi = float(self.table[col].min()), float(self.table[col].max())
+            title = f"{self.dataset} · {nv.COST_LABELS[x].split(' (')[0]} budget {getattr(self, x)} KB"
+            return nv.candidate_points(self.frame(), x, (lo, hi if hi > lo else lo + 1), self.color_by, title)
+
+        pts = hv.DynamicMap(points, streams=streams)
+        budgets = [self.param.flash_kb, self.param.sram_kb]
+        # one callback per plot for the front and the budget marks (each DynamicMap costs a refresh)
+        lines = hv.DynamicMap(lambda **_: nv.budget_marks(x, getattr(self, x), xmax)
+                              * nv.front_curve(self.table, x, self.front(x)), streams=budgets)
+        ring = hv.DynamicMap(lambda candidate: nv.selected_ring(self.table, x, candidate),
+                             streams=[self.param.candidate])
+        tap = hv.streams.Selection1D(source=pts)
+        tap.add_subscriber(self._on_tap)
+        self.taps[x] = tap
+        return lines * pts * ring
+
+    def _on_tap(self, index: list[int]) -> None:
+        if index:
+            self.candidate = int(self.table["id"].iloc[index[0]])
+
+    def _on_budget(self, *_events) -> None:
+        fit = self.fits()
+        self.n_fit = int(fit.sum())
+        best = self.table[fit].sort_values("accuracy", ascending=False).iloc[0] if self.n_fit else None
+        tail = (f" · most accurate: **#{int(best['id'])}** ({best['accuracy']:.1%}, "
+                f"{best['flash_kb']:.0f} KB, {best['sram_kb']:.0f} KB)" if best is not None
+                else " · nothing fits: raise a budget")
+        self.count.object = (f"**{self.n_fit} of {len(self.table)}** candidates fit "
+                             f"{self.flash_kb} KB flash and {self.sram_kb} KB SRAM{tail}")
+
+    # ------------------------------------------------------------------------------ candidate --
+    def _on_candidate(self, *_events) -> None:
+        if self.candidate is None:
+            return
+        row = self.rows[self.candidate]
+        layers = nd.layer_table(row)
+        self.diagram.object = nv.arch_diagram(row["arch"], layers, nd.block_shapes(row["arch"]))
+        self.bars.object = nv.layer_bars(layers, self.sram_kb)
+        self.summary.object = info_table(self._summary(row, layers))
+        self.arch_json.object = row["arch"]
+        self.detail_card.title = f"Candidate #{row['id']}"
+        self._show_engine()
+
+    def _summary(self, row: dict[str, Any], layers: pd.DataFrame) -> dict[str, Any]:
+        def pct(v: float) -> str:
+            return "—" if v != v else f"{v:.1%}"
+
+        latency = float(self.table.loc[self.table["id"] == row["id"], "latency_ms"].iloc[0])
+        return {
+            "dataset": self.dataset,
+            "accuracy (search: held-out train slice, supernet weights)": pct(row["accuracy"]),
+            "accuracy (test, fine-tuned / int8)":
+                f"{pct(row['accuracy_test'])} / {pct(row['accuracy_int8'])}",
+            "MACs": f"{row['mmacs']:.2f} M ({nd.effective_macs(row) / 1e6:.2f} M with sparse layers' "
+                    "zeros skipped)",
+            "params": f"{row['params']:,}",
+            "flash (exact encoded, NAS)": f"{row['flash_kb']:.1f} KB (per-layer bars: analytic "
+                                          f"{layers['flash_bytes'].sum() / 1024:.1f} KB)",
+            "peak SRAM (memory plan)": f"{row['sram_kb']:.1f} KB at "
+                                       f"{layers.loc[layers['sram_bytes'].idxmax(), 'op']}",
+            "sparse layers": f"{row['n_sparse_layers']} of {int((layers['storage'] != '-').sum())}",
+            "est. latency": f"{latency:.1f} ms at 216 MHz (effective MACs × {self.cpm_source})",
+            "generation / fine-tuned": f"{row['generation']} / {'yes' if row['finetuned'] else 'no'}",
+        }
+
+    # --------------------------------------------------------------------------------- engine --
+    def runs(self, cid: int) -> dict[str, dict[str, Any]]:
+        """Engine results of `cid`: this session's run, else the shipped measurement."""
+        return self.engine_results.get(cid) or nd.engine_runs(cid, self.engine_dir)
+
+    def run_engine(self, *_events) -> bool:
+        """Deploy the selected candidate dense and sparse on the emulated M7 in the background."""
+        if self.candidate is None:
+            return False
+        cid = self.candidate
+
+        def done(result: dict[str, dict[str, Any]]) -> None:
+            self.engine_results[cid] = result
+            if self.candidate == cid:
+                self._show_engine()
+
+        return self.runner.run(lambda progress: nd.run_engine(cid, self.nas_dir, progress), done,
+                               label=f"emulating candidate #{cid}")
+
+    def _show_engine(self) -> None:
+        cid, runs = self.candidate, self.runs(self.candidate)
+        self.run_button.label = ("Re-run" if runs else "Run") + f" #{cid} on emulated Cortex-M7"
+        if not runs:
+            self.engine_text.object = (
+                f"Candidate #{cid} has not been run on the engine yet. **Run it on the emulated Cortex-M7** "
+                "(sidebar; about a minute): the page generates C, cross-compiles it, emulates it dense and "
+                "sparse and checks every layer against the integer reference.")
+            self.engine_box.visible = False
+            return
+        self.engine_text.object = self._engine_summary(cid, runs)
+        self.engine_plot.object = nv.engine_bars(nd.engine_layers(runs))
+        self.engine_box.visible = True
+
+    def _engine_summary(self, cid: int, runs: dict[str, dict[str, Any]]) -> str:
+        row = self.rows[cid]
+        lines = ["| | " + " | ".join(runs) + " |", "|---|" + "---|" * len(runs)]
+
+        def line(name: str, fn) -> None:
+            lines.append(f"| {name} | " + " | ".join(fn(r) for r in runs.values()) + " |")
+
+        line("est. cycles (M)", lambda r: f"{r['cycles'] / 1e6:.2f}")
+        line("latency @216 MHz", lambda r: f"{r['milliseconds_at_216MHz']:.1f} ms")
+        line("cycles / MAC", lambda r: f"{r['cycles_per_mac']:.2f}")
+        line("instructions (M)", lambda r: f"{r['instructions'] / 1e6:.2f}")
+        line(f"flash, ELF (NAS: {row['flash_kb']:.1f} KB)", lambda r: f"{r['flash_bytes'] / 1024:.1f} KB")
+        line(f"SRAM, ELF (NAS: {row['sram_kb']:.1f} KB)", lambda r: f"{r['sram_bytes'] / 1024:.1f} KB")
+        line("bit-exact vs integer reference",
+             lambda r: {True: "yes", False: "**NO**"}.get(r.get("bit_exact"), "—"))
+        if {"dense", "sparse"} <= set(runs):
+            speed = runs["dense"]["cycles"] / max(runs["sparse"]["cycles"], 1)
+            head = f"**Model speedup, sparse vs dense: {speed:.2f}×** (estimated cycles). "
+        else:
+            head = f"Only the {next(iter(runs))} deployment is measured; run it for dense vs sparse. "
+        src = next(iter(runs.values()))
+        return (f"{head}Weights: {src.get('weights') or 'see manifest'}; source: {src.get('source')}. "
+                "ELF flash includes the kernels' code; ELF SRAM includes the stack.\n\n" + "\n".join(lines))
+
+    # --------------------------------------------------------------------------------- SuperNAS --
+    def rerun_supernas(self, *_events) -> bool:
+        """Re-score the search spaces at the current budgets (background, progress)."""
+        from core.tinyformer.supernas import run_supernas
+
+        fl, sr = self.flash_kb * 1024, self.sram_kb * 1024
+
+        def done(result: dict[str, Any]) -> None:
+            self.supernas = result
+            self._show_supernas()
+
+        return self.runner.run(lambda progress: run_supernas(fl, sr, m=SUPERNAS_SAMPLES, progress=progress),
+                               done, label="SuperNAS")
+
+    def _show_supernas(self) -> None:
+        if self.supernas is None:
+            self.cdf_text.object = ("No SuperNAS result: run `python -m core nas supernas` or press "
+                                    "*Re-run SuperNAS* in the sidebar.")
+            return
+        self.cdf.object = nv.cdf_overlay(self.supernas)
+        self.cdf_text.object = nv.supernas_sentence(self.supernas)
+        self.cdf_table.value = nv.supernas_table(self.supernas)
+
+    def _fail(self, message: str) -> None:
+        self.error = message
+        notify_error(message)
+
+    # ---------------------------------------------------------------------------------- layout --
+    def _build_panes(self) -> None:
+        md = dict(sizing_mode="stretch_width")
+        self.count = pn.pane.Markdown("", css_classes=["nas-fit-count"], styles={"font-size": "1.1em"}, **md)
+        self.cdf = pn.pane.HoloViews(None, height=430, linked_axes=False, **md)
+        self.cdf_text = pn.pane.Markdown("", **md)
+        self.cdf_table = pn.widgets.Tabulator(pd.DataFrame(), show_index=False, disabled=True, height=230,
+                                              theme="simple", **md)
+        self.diagram = pn.pane.HoloViews(None, height=260, linked_axes=False, **md)
+        self.bars = pn.pane.HoloViews(None, height=1000, linked_axes=False, **md)
+        self.summary = pn.pane.Markdown("", **md)
+        self.arch_json = pn.pane.JSON({}, depth=-1, **md)
+        self.engine_text = pn.pane.Markdown("", **md)
+        self.engine_plot = pn.pane.HoloViews(None, height=580, linked_axes=False, **md)
+        # visibility on a wrapper: toggling it on a HoloViews pane whose plot was replaced fails in Panel 1.9
+        self.engine_box = pn.Column(self.engine_plot, visible=False, **md)
+        self.run_button = pn.widgets.Button(label="Run on emulated Cortex-M7", color="primary",
+                                            disabled=self.runner.param.busy)
+        self.run_button.on_click(self.run_engine)
+        self.detail_card = pn.Card(title="Candidate", collapsible=False, **md)
+        self._sidebar = self._build_sidebar()
+        if self.table is None:
+            return
+        self.scatter = pn.pane.HoloViews(
+            (self._scatter("flash_kb") + self._scatter("sram_kb")).opts(shared_axes=True),
+            height=430, css_classes=["nas-scatter"], **md)
+        self._show_supernas()
+        self.detail_card[:] = [
+            self.diagram,
+            pn.Row(pn.Column(self.summary, width=560),
+                   pn.Column("**Arch JSON**", self.arch_json, height=330, scroll=True), **md),
+            self.bars,
+            pn.pane.Markdown("### Engine: emulated Cortex-M7 (216 MHz)"), self.engine_text, self.engine_box]
+
+    def _budget_slider(self, name: str, label: str) -> pn.widgets.IntSlider:
+        """A slider that sets budget `name` when released (dragging would redraw at every pixel)."""
+        p = self.param[name]
+        w = pn.widgets.IntSlider(name=label, start=p.bounds[0], end=p.bounds[1], step=p.step,
+                                 value=getattr(self, name), css_classes=[f"nas-{name.split('_')[0]}-slider"])
+        w.param.watch(lambda e: setattr(self, name, e.new), "value_throttled")
+        self.param.watch(lambda e: setattr(w, "value", e.new), name)
+        return w
+
+    def _build_sidebar(self) -> pn.viewable.Viewable:
+        if self.table is None:
+            return pn.pane.Alert(self.error, alert_type="warning")
+        sn = pn.widgets.Button(label="Re-run SuperNAS at these budgets", disabled=self.runner.param.busy)
+        sn.on_click(self.rerun_supernas)
+        return pn.Column(
+            "### Budgets",
+            self._budget_slider("flash_kb", "flash budget (KB)"),
+            self._budget_slider("sram_kb", "SRAM budget (KB)"),
+            "colour of fitting candidates",
+            pn.widgets.RadioButtonGroup.from_param(self.param.color_by),
+            "### Candidate",
+            pn.widgets.Select.from_param(self.param.candidate, name="candidate (or click a point)"),
+            self.run_button, self.runner,
+            "### SuperNAS", sn,
+            pn.pane.Markdown(f"Table: `{Path(self.nas_dir or nd.nas_folder()) / 'candidates.parquet'}` "
+                             f"({len(self.table)} candidates, {self.dataset})",
+                             styles={"font-size": "0.85em"}),
+            sizing_mode="stretch_width")
+
+    def sidebar(self) -> pn.viewable.Viewable:
+        return self._sidebar
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        if self.table is None:
+            return pn.pane.Alert(f"**NAS explorer:** {self.error}", alert_type="warning")
+        md = dict(sizing_mode="stretch_width")
+        intro = pn.pane.Markdown(
+            "Each point is a SparseNAS candidate (a single path of the supernet with per-layer sparsity and "
+            "block size). Points over either budget turn grey; the red line is the Pareto front of the "
+            "fitting ones (no fitting candidate is both smaller and more accurate). Click a point for its "
+            "details.", **md)
+        return pn.Column(
+            pn.Card(self.count, intro, self.scatter, title="Candidates", collapsible=False, **md),
+            pn.Card(self.cdf, pn.Row(self.cdf_text, self.cdf_table, **md),
+                    title="SuperNAS: which search space", collapsible=False, **md),
+            self.detail_card, **md)
+
+
+def create() -> NasExplorer:
+    """A fresh page object for one browser session."""
+    return NasExplorer()
