@@ -161,70 +161,53 @@ def run(cfg: BenchConfig, progress: Progress = no_progress) -> dict[str, Any]:
     return {"kernels": kernels, "whole": whole, "emulator_ips_median": float(np.median(ips)) if ips else 0.0}
 
 
+KERNEL_COLUMNS = [("kernel", "kernel"), ("b", "block"), ("sparsity", "sparsity"), ("MACs", "macs"),
+                  ("dense cyc", "dense_cycles"), ("dense cyc/MAC", "dense_cycles_per_mac"),
+                  ("sparse cyc", "sparse_cycles"), ("speedup", "speedup"),
+                  ("speedup vs 4 cyc/MAC", "speedup_vs_cmsis_nn"), ("mismatches", "mismatches")]
+WHOLE_COLUMNS = [("model", "model"), ("MACs", "macs"), ("est. cycles", "cycles"),
+                 ("cyc/MAC", "cycles_per_mac"), ("ms @216MHz", "milliseconds_at_216MHz"),
+                 ("flash", "flash_bytes"), ("SRAM", "sram_bytes"), ("bit-exact", "bit_exact"),
+                 ("emulator instr/s", "emulator_instructions_per_s")]
+
+
+def targets(res: dict[str, Any]) -> list[tuple[str, str, bool]]:
+    """(target, measured, met) for the brief's targets."""
+    ks = res["kernels"]
+    wide = [r for r in ks if r["kernel"].startswith(("conv1x1", "fc")) and r["block"] == 4]
+    at = {s: [r["speedup"] for r in wide if r["sparsity"] == s] for s in (0.7, 0.95)}
+    dense11 = [r["dense_cycles_per_mac"] for r in ks if r["kernel"].startswith("conv1x1")]
+    whole = [r["cycles_per_mac"] for r in res["whole"] if "dense" in r["model"] and "cycles_per_mac" in r]
+    out = []
+    if at[0.95]:
+        span = f"{min(at[0.95]):.1f}x-{max(at[0.95]):.1f}x"
+        out.append(("sparse >= 10x at 95% (conv1x1/FC >= 64 ch, b=4)", span, min(at[0.95]) >= 10))
+    if at[0.7]:
+        out.append(("sparse >= 2x at 70%", f"{min(at[0.7]):.2f}x-{max(at[0.7]):.2f}x", min(at[0.7]) >= 2))
+    if dense11:
+        span = f"{min(dense11):.2f}-{max(dense11):.2f}"
+        out.append(("dense conv1x1 <= 2 cyc/MAC", span, max(dense11) <= 2))
+    if whole:
+        out.append(("whole dense model <= 4 cyc/MAC", f"{max(whole):.2f}", max(whole) <= 4))
+    ips = res["emulator_ips_median"]
+    out.append(("emulator >= 5 M instr/s", f"{ips / 1e6:.1f} M", ips >= 5e6))
+    return out
+
+
 def markdown(res: dict[str, Any]) -> str:
     from core.io import markdown_table
 
-    k = markdown_table(
-        [
-            "kernel",
-            "b",
-            "sparsity",
-            "MACs",
-            "dense cyc",
-            "dense cyc/MAC",
-            "sparse cyc",
-            "speedup",
-            "mismatches",
-        ],
-        [
-            [
-                r["kernel"],
-                r["block"],
-                r["sparsity"],
-                r["macs"],
-                r["dense_cycles"],
-                r["dense_cycles_per_mac"],
-                r["sparse_cycles"],
-                r["speedup"],
-                r["mismatches"],
-            ]
-            for r in res["kernels"]
-        ],
-    )
-    w = markdown_table(
-        [
-            "model",
-            "MACs",
-            "est. cycles",
-            "cyc/MAC",
-            "ms @216MHz",
-            "flash",
-            "SRAM",
-            "bit-exact",
-            "emulator instr/s",
-        ],
-        [
-            [
-                r["model"],
-                r.get("macs"),
-                r.get("cycles"),
-                r.get("cycles_per_mac"),
-                r.get("milliseconds_at_216MHz"),
-                r.get("flash_bytes"),
-                r.get("sram_bytes"),
-                r.get("bit_exact"),
-                r.get("emulator_instructions_per_s", r.get("error")),
-            ]
-            for r in res["whole"]
-        ],
-    )
-    return (
-        "# SparseEngine benchmark (emulated Cortex-M7, estimated cycles)\n\n"
-        "Reference points: SMLAD limit 0.5 cycles/MAC (2 MAC/cycle); CMSIS-NN ≈ 4 cycles/MAC "
-        "(TinyEngine paper, STM32H743).\n\n## Kernels: dense vs sparse on the same pruned weights\n\n"
-        f"{k}\n\n## Whole models\n\n{w}\n\nEmulator throughput (median): "
-        f"{res['emulator_ips_median'] / 1e6:.2f} M instructions/s\n"
-    )
+    k = markdown_table([h for h, _ in KERNEL_COLUMNS],
+                       [[r[c] for _, c in KERNEL_COLUMNS] for r in res["kernels"]])
+    w = markdown_table([h for h, _ in WHOLE_COLUMNS],
+                       [[r.get(c, r.get("error", "")) for _, c in WHOLE_COLUMNS] for r in res["whole"]])
+    t = markdown_table(["target", "measured", "met"], [list(row) for row in targets(res)])
+    return ("# SparseEngine benchmark (emulated Cortex-M7, estimated cycles)\n\n"
+            "Reference points: SMLAD limit 0.5 cycles/MAC (2 MAC/cycle); CMSIS-NN ≈ 4 cycles/MAC "
+            "(TinyEngine paper, STM32H743).\n\n## Targets\n\n"
+            f"{t}\n\n## Kernels: dense vs sparse on the same pruned weights\n\n"
+            f"{k}\n\n## Whole models\n\n{w}\n\nEmulator throughput (median): "
+            f"{res['emulator_ips_median'] / 1e6:.2f} M instructions/s\n")
 
 
 def register(sub: argparse._SubParsersAction) -> None:

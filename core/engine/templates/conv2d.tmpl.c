@@ -65,24 +65,34 @@ static void ${NAME}_mat(const int16_t *col, int32_t K4, const int8_t *wt, const 
     const int32_t c1 = co + 1 < Cout ? co + 1 : co; /* the padded channel reuses co's parameters */
     int32_t s00 = bias[co], s01 = bias[co], s10 = bias[c1], s11 = bias[c1];
     const int16_t *pa = col, *const pa_end = col + 2 * K4;
+    /* two groups of 4 taps per iteration (loop overhead halved), then a possible last group */
+#define SE_GROUP(OFF)                                                        \
+  do {                                                                       \
+    int32_t w0l, w0h, w1l, w1h;                                              \
+    const int32_t a0 = se_read_q15x2(pa + 8 * (OFF)), a1 = se_read_q15x2(pa + 8 * (OFF) + 2); \
+    const int32_t b0 = se_read_q15x2(pa + 8 * (OFF) + 4), b1 = se_read_q15x2(pa + 8 * (OFF) + 6); \
+    se_unpack_reordered(se_read_u32(pw + 8 * (OFF)), &w0l, &w0h);            \
+    s00 = __smlad(a0, w0l, s00);                                             \
+    s00 = __smlad(a1, w0h, s00);                                             \
+    s01 = __smlad(b0, w0l, s01);                                             \
+    s01 = __smlad(b1, w0h, s01);                                             \
+    se_unpack_reordered(se_read_u32(pw + 8 * (OFF) + 4), &w1l, &w1h);        \
+    s10 = __smlad(a0, w1l, s10);                                             \
+    s10 = __smlad(a1, w1h, s10);                                             \
+    s11 = __smlad(b0, w1l, s11);                                             \
+    s11 = __smlad(b1, w1h, s11);                                             \
+  } while (0)
 #pragma clang loop unroll(disable)
-    while (pa < pa_end) {
-      int32_t w0l, w0h, w1l, w1h;
-      const int32_t a0 = se_read_q15x2(pa), a1 = se_read_q15x2(pa + 2);
-      const int32_t b0 = se_read_q15x2(pa + 4), b1 = se_read_q15x2(pa + 6);
-      se_unpack_reordered(se_read_u32(pw), &w0l, &w0h);
-      s00 = __smlad(a0, w0l, s00);
-      s00 = __smlad(a1, w0h, s00);
-      s01 = __smlad(b0, w0l, s01);
-      s01 = __smlad(b1, w0h, s01);
-      se_unpack_reordered(se_read_u32(pw + 4), &w1l, &w1h);
-      s10 = __smlad(a0, w1l, s10);
-      s10 = __smlad(a1, w1h, s10);
-      s11 = __smlad(b0, w1l, s11);
-      s11 = __smlad(b1, w1h, s11);
+    for (; pa + 16 <= pa_end; pa += 16, pw += 16) {
+      SE_GROUP(0);
+      SE_GROUP(1);
+    }
+    if (pa < pa_end) {
+      SE_GROUP(0);
       pa += 8;
       pw += 8;
     }
+#undef SE_GROUP
     const int32_t q0 = per_channel ? co : 0, q1 = per_channel ? c1 : 0;
     const se_rq_t r0 = se_rq_prepare(mult[q0], shift[q0]), r1 = se_rq_prepare(mult[q1], shift[q1]);
     out0[co] = se_rq_apply(s00, r0, out_zp, act_min, act_max);
