@@ -267,7 +267,8 @@ def avgpool(x: np.ndarray, *, kernel: int | Pair, stride: int | Pair | None = No
 
     sum = Σ in-bounds x (raw int8, int32), cnt = number of in-bounds taps;
     avg = (sum + cnt/2)/cnt if sum > 0 else (sum − cnt/2)/cnt (C truncating division: round half away
-    from zero, as TFLite); out = clamp(avg, act_min, act_max). Global pooling: kernel = (H, W).
+    from zero, as TFLite); out = clamp(avg, act_min, act_max). Global pooling: kernel = (H, W) gives
+    (1, 1, C), which the graph views as its (1, C) pooled token.
     """
     x = _int8(x, "avgpool input", 3)
     k, st, p = _pair(kernel), _pair(stride if stride is not None else kernel), _pair(pad)

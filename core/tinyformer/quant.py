@@ -18,7 +18,14 @@ batches, records the range of every tensor, and turns each op of `graph_of(arch)
 * ReLU / ReLU6 become the clamp bounds `act_min/act_max` (`qmath.activation_range`).
 * attention: matmul_qk multiplier s_q·s_k·(1/√dh)/s_s; softmax via an exp LUT built from s_s;
   matmul_av multiplier s_p·s_v/s_out. LayerNorm: γ as int16 with one scale s_γ, β as int32 in units
-  s_γ·2^−10, multiplier s_γ·2^−10/s_out (see `intref.layernorm`).
+  s_γ·2^−10, multiplier s_γ·2^−10/s_out (see `intref.layernorm`); s_γ is chosen so that
+  |γ_q·n| and |β_q| stay below 2^29. The integer LayerNorm has no ε: it only matters when a token's
+  variance is below ~1e-5 in real units, i.e. a (nearly) constant token, whose output is then β.
+
+Measured (shapes10, 2000 test images, 15 epochs, minmax calibration on 512 training images): float
+vs int8 top-1 81.9 vs 81.5 % (conv_pool 16, D=32), 87.2 vs 86.7 %, 90.5 vs 90.6 % (two sampled
+candidates), 91.8 vs 91.9 % (largest path of the default space); top-1 agreement 96.3–98.7 %.
+Percentile (99.99) calibration was not better on these models, so minmax is the default.
 
 `run_int8(qm, x)` runs the int8 model with the integer reference ops (`intref`), optionally keeping
 every layer's output (what the engine compares with the C kernels, layer by layer).
