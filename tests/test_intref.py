@@ -238,3 +238,24 @@ def test_conv_dwconv_linear_match_float_math_within_one_lsb():
     yf = ((t.astype(np.float64) - zp_in) * s_in) @ (wl.astype(np.float64) * 0.004).T
     want = np.clip(np.round(yf / s_out) + zp_out, -128, 127)
     assert np.max(np.abs(got.astype(np.int64) - want)) <= 1
+
+
+def test_attention_matmuls_match_float_math_within_one_lsb():
+    rng = np.random.default_rng(8)
+    n, d, heads = 12, 16, 4
+    sq, zq, sk, zk, ss, zs = 0.03, 5, 0.025, -7, 0.02, 3
+    q = rng.integers(-128, 128, (n, d)).astype(np.int8)
+    k = rng.integers(-128, 128, (n, d)).astype(np.int8)
+    scale = 1 / np.sqrt(d // heads)
+    m, s = qmath.quantize_multiplier(sq * sk * scale / ss)
+    got = intref.matmul_qk(q, k, heads=heads, q_zp=zq, k_zp=zk, out_zp=zs, mult=m, shift=s)
+    qf = ((q.astype(np.float64) - zq) * sq).reshape(n, heads, -1).transpose(1, 0, 2)   # (heads, N, dh)
+    kf = ((k.astype(np.float64) - zk) * sk).reshape(n, heads, -1).transpose(1, 0, 2)   # (heads, N, dh)
+    want = np.clip(np.round(qf @ kf.transpose(0, 2, 1) * scale / ss) + zs, -128, 127)
+    assert np.max(np.abs(got.astype(np.int64) - want)) <= 1
+    p = intref.softmax(got, qmath.softmax_lut(ss))
+    m, s = qmath.quantize_multiplier(sk / 256 / 0.01)
+    out = intref.matmul_av(p, k, p_zp=-128, v_zp=zk, out_zp=-2, mult=m, shift=s)
+    pf = (p.astype(np.float64) + 128) / 256
+    of = (pf @ kf).transpose(1, 0, 2).reshape(n, d)                                      # concat heads
+    assert np.max(np.abs(out.astype(np.int64) - np.clip(np.round(of / 0.01) - 2, -128, 127))) <= 1
