@@ -54,6 +54,29 @@ SE_INLINE void ${NAME}_quad(const int8_t *x, int32_t xs, int32_t wl, int32_t wh,
   }
 }
 
+/* FOLD, block 4: two kept blocks (input channels ca and cb) per pass over the pixels, so each
+ * accumulator is loaded and stored once per 8 MACs */
+SE_INLINE void ${NAME}_quad2(const int8_t *in, int32_t Cin, int32_t ca, int32_t cb, int32_t wal, int32_t wah,
+                             int32_t wbl, int32_t wbh, int32_t *acc, int32_t n, int32_t fresh, int32_t bias) {
+  const int8_t *x = in + ca;
+  const int32_t d = cb - ca;
+  if (fresh) {
+    for (int32_t i = 0; i < n; i++, x += Cin) {
+      int32_t lo, hi, lo2, hi2;
+      se_unpack_reordered(se_read_u32(x), &lo, &hi);
+      se_unpack_reordered(se_read_u32(x + d), &lo2, &hi2);
+      acc[i] = __smlad(hi2, wbh, __smlad(lo2, wbl, __smlad(hi, wah, __smlad(lo, wal, bias))));
+    }
+    return;
+  }
+  for (int32_t i = 0; i < n; i++, x += Cin) {
+    int32_t lo, hi, lo2, hi2;
+    se_unpack_reordered(se_read_u32(x), &lo, &hi);
+    se_unpack_reordered(se_read_u32(x + d), &lo2, &hi2);
+    acc[i] = __smlad(hi2, wbh, __smlad(lo2, wbl, __smlad(hi, wah, __smlad(lo, wal, acc[i]))));
+  }
+}
+
 /* apply one decoded pair (flat weight indices ka, kb in (ky, kx, ci) order) or quad to all pixels */
 static void ${NAME}_apply(const int8_t *in, int32_t H, int32_t W, int32_t Cin, int32_t Ho, int32_t Wo, int32_t ka,
                           int32_t kb, uint32_t wa, uint32_t wb, int quad, uint32_t off2, int32_t *acc, int32_t fresh,
@@ -96,6 +119,7 @@ void ${NAME}(const int8_t *in, int32_t H, int32_t W, int32_t Cin, const uint8_t 
       for (int32_t p = 0; p < npix; p++) acc[p] = bias[co];
     int32_t blk = -1, pending = -1; /* pending: a single non-zero waiting for its pair partner */
     int8_t pending_w = 0;
+    int32_t held = -1, held_l = 0, held_h = 0; /* FOLD, block 4: a kept block waiting for a partner */
     for (int32_t t = 0; t < count; t++, enc += 1 + B) {
       blk += 1 + (int32_t)(int8_t)enc[0] + 128;
       const int8_t *wv = (const int8_t *)enc + 1;
@@ -104,8 +128,19 @@ void ${NAME}(const int8_t *in, int32_t H, int32_t W, int32_t Cin, const uint8_t 
         if (w4 == 0u) continue; /* a filler entry */
         int32_t wl, wh;
         se_unpack_reordered(w4, &wl, &wh);
-        ${NAME}_apply(in, H, W, Cin, Ho, Wo, blk * 4, blk * 4 + 1, (uint32_t)wl, (uint32_t)wh, 1, off2, acc, fresh,
-                      bias[co]);
+        if (FOLD && held < 0) {
+          held = blk * 4;
+          held_l = wl;
+          held_h = wh;
+          continue;
+        }
+        if (FOLD) {
+          ${NAME}_quad2(in, Cin, held, blk * 4, held_l, held_h, wl, wh, acc, npix, fresh, bias[co]);
+          held = -1;
+        } else {
+          ${NAME}_apply(in, H, W, Cin, Ho, Wo, blk * 4, blk * 4 + 1, (uint32_t)wl, (uint32_t)wh, 1, off2, acc, fresh,
+                        bias[co]);
+        }
         fresh = 0;
         continue;
       }
@@ -130,6 +165,11 @@ void ${NAME}(const int8_t *in, int32_t H, int32_t W, int32_t Cin, const uint8_t 
         fresh = 0;
         pending = -1;
       }
+    }
+    if (held >= 0) {
+      ${NAME}_apply(in, H, W, Cin, Ho, Wo, held, held + 1, (uint32_t)held_l, (uint32_t)held_h, 1, off2, acc, fresh,
+                    bias[co]);
+      fresh = 0;
     }
     if (pending >= 0) {
       ${NAME}_apply(in, H, W, Cin, Ho, Wo, pending, pending, (uint16_t)pending_w, 0, 0, off2, acc, fresh, bias[co]);
