@@ -202,3 +202,23 @@ def test_supernet_weights_are_prefix_sliced_for_a_subnet():
         want = sup(x, arch)
         got = qfloat.run_float(graph_of(arch), qfloat.extract_params(sup, graph_of(arch)), quant.to_hwc(x))
     assert torch.allclose(got.reshape(2, -1), want, atol=1e-10, rtol=1e-8)
+
+
+def test_save_and_load_round_trip(sampled, tmp_path):
+    from core.tinyformer.quant_io import load_quantized, save_quantized
+
+    _, _, qm, x, _ = sampled
+    path = save_quantized(qm, tmp_path / "qm.npz")
+    back = load_quantized(path)
+    assert back.input_q == qm.input_q and back.tensor_q == qm.tensor_q and back.config == qm.config
+    for a, b in zip(qm.qops, back.qops):
+        assert a.op == b.op and a.in_q == b.in_q and (a.act_min, a.act_max) == (b.act_min, b.act_max)
+        for name in ("weight", "bias", "multiplier", "shift"):
+            va, vb = getattr(a, name), getattr(b, name)
+            assert (va is None and vb is None) or (np.array_equal(va, vb) and va.dtype == vb.dtype)
+    xq = quant.quantize_input(qm, x[:2])
+    for img in xq:
+        assert np.array_equal(quant.run_int8(qm, img), quant.run_int8(back, img))
+    (tmp_path / "bad.npz").write_bytes(b"not a zip")
+    with pytest.raises(WorkbenchError, match="not a quantized model"):
+        load_quantized(tmp_path / "bad.npz")
