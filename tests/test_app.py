@@ -270,3 +270,10 @@ def test_shell_keeps_working_around_a_broken_page(monkeypatch):
     holder = shell["holders"][1]
     assert len(holder) == 1 and not isinstance(holder[0], pn.indicators.LoadingSpinner)
     assert shell["sidebar"][0] is explorer.sidebar()
+
+
+def test_unreadable_open_dataset_becomes_a_notification(notes):
+    page = make_page("kdv1d", seed=5)
+    page.ds = page.ds.drop_vars("u_fine")  # as if the store lost its burst array while open
+    page.sample = list(page.param.sample.objects)[1]
+    assert "KeyError" in page.error and "reopen or regenerate" in page.error and notes.errors == [page.error]

@@ -7,6 +7,7 @@ frames are pushed into views built once (`pages._widgets`), so scrubbing never r
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,8 @@ from pages._widgets import (
     on_session_end,
     value_range,
 )
+
+log = logging.getLogger("workbench.app.data_explorer")
 
 TITLE = "Data explorer"
 EXTENSIONS = ("vtk", "katex")
@@ -200,8 +203,16 @@ class DataExplorer(pn.viewable.Viewer):
                 f"t = {t:.4g} ({where})")
 
     def _on_selection(self, *_events) -> None:
-        if self.ds is not None:
+        if self.ds is None:
+            return
+        try:
             self._load()
+        except WorkbenchError as exc:
+            self._fail(str(exc))
+        except Exception as exc:  # e.g. the store was deleted while open: one line, traceback to the log
+            log.exception("reading the dataset failed")
+            self._fail(f"could not read the open dataset ({type(exc).__name__}: {exc}); "
+                       "reopen or regenerate it")
 
     def _on_time(self, *_events) -> None:
         if not self._traj:
