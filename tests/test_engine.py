@@ -84,14 +84,20 @@ def test_sparse_equals_dense_and_reference(kind, shape, block, tmp_path):
     _check_layers(model, x, sparse)
 
 
-def test_sparse_long_gaps_use_fillers(tmp_path):
+@pytest.mark.parametrize("block", [1, 4])
+def test_sparse_long_gaps_use_fillers(block, tmp_path):
     """A row with > 256 zero blocks between kept blocks (filler entries) decodes correctly in C."""
-    model = synth.single_op("linear", np.random.default_rng(0), n=3, cin=600, cout=2)
+    from core.tinyformer import sparse
+
+    cin = 600 * block
+    model = synth.single_op("linear", np.random.default_rng(0), n=3, cin=cin, cout=3)
     w = model.qops[-1].weight
     w[:] = 0
-    w[0, [3, 500]] = (5, -7)
-    w[1, 599] = 9
-    _, _, x, ex = _run(model, {"layer": WeightFormat(True, 1)}, tmp_path)
+    w[0, [3 * block, 500 * block]] = (5, -7)
+    w[1, cin - 1] = 9
+    w[2, [block, 2 * block, 400 * block]] = (1, 2, -3)
+    assert sparse.encoded_size(w, block) > 2 * 3 + 6 * (1 + block)  # fillers were needed
+    _, _, x, ex = _run(model, {"layer": WeightFormat(True, block)}, tmp_path)
     _check_layers(model, x, ex)
 
 
