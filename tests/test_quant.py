@@ -222,3 +222,13 @@ def test_save_and_load_round_trip(sampled, tmp_path):
     (tmp_path / "bad.npz").write_bytes(b"not a zip")
     with pytest.raises(WorkbenchError, match="not a quantized model"):
         load_quantized(tmp_path / "bad.npz")
+
+
+def test_layer_errors_start_at_rounding_level(sampled):
+    _, model, qm, x, _ = sampled
+    rows = quant.layer_errors(qm, model, x[:4])
+    assert [r["name"] for r in rows] == [op.output for op in qm.graph.ops]
+    # both graphs see the same (dequantized int8) input, so the first conv only adds its output
+    # rounding (uniform: 1/√12 ≈ 0.29 LSB) plus a little weight rounding
+    assert rows[0]["rms_lsb"] < 0.6
+    assert all(np.isfinite(r["rel"]) for r in rows) and rows[-1]["rel"] < 0.5

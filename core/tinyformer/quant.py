@@ -311,3 +311,27 @@ def _dataset_len(loader: Any) -> int:
         return len(loader.dataset)
     except (AttributeError, TypeError):
         return 0
+
+
+def layer_errors(qm: QuantizedModel, model: torch.nn.Module, images: torch.Tensor) -> list[dict[str, Any]]:
+    """Per-tensor int8 error against the float graph on the same (quantized) input images.
+
+    One row per op output, in graph order: name, kind, scale, zero_point, rms_lsb (RMS of
+    dequantized int8 − float, in units of the tensor's scale) and rel (that RMS over the float
+    tensor's standard deviation). Shows where quantization error enters and how it accumulates.
+    """
+    xq = quantize_input(qm, images)  # (B, H, W, C) int8
+    floats: dict[str, np.ndarray] = {}
+    with torch.no_grad():
+        qfloat.run_float(qm.graph, qfloat.extract_params(model.eval(), qm.graph),
+                         torch.from_numpy(qm.input_q.dequantize(xq)),
+                         lambda name, t: floats.__setitem__(name, t.numpy()))
+    traces = [run_int8(qm, img, trace=True)[1] for img in xq]
+    rows = []
+    for q in qm.qops:
+        t, tq = q.op.output, qm.tensor_q[q.op.output]
+        err = tq.dequantize(np.stack([tr[t] for tr in traces])) - floats[t]
+        rms = float(np.sqrt(np.mean(err**2)))
+        rows.append({"name": t, "kind": q.op.kind, "scale": tq.scale, "zero_point": tq.zero_point,
+                     "rms_lsb": rms / tq.scale, "rel": rms / (float(floats[t].std()) + 1e-12)})
+    return rows
