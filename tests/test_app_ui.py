@@ -146,3 +146,16 @@ def test_generate_3d_draws_iso_surface_and_volume(page, served_app):
     share, colours, std = drawn(pixels(volume))
     assert share > 0.03 and colours > 50 and std > 10, (share, colours, std)
     assert page.js_errors == []
+
+
+@pytest.mark.ui
+@pytest.mark.timeout(60)
+def test_bad_setting_shows_a_notification_not_a_traceback(page, served_app):
+    load(page, served_app)
+    page.locator('select:has(option:text-is("grayscott2d"))').select_option("fhn2d")
+    page.locator('select:has(option:text-is("preset"))').select_option("128")  # too fine for the cpu dt
+    page.get_by_role("button", name="Generate").click()
+    toast = page.locator(".notyf__toast").first
+    toast.wait_for(timeout=30_000)
+    assert "stability bound" in toast.inner_text()
+    assert page.get_by_text("Traceback").count() == 0 and page.js_errors == []
