@@ -46,11 +46,10 @@ def nas_folder() -> Path:
 
 def load_candidates(nas_dir: Path | None = None) -> pd.DataFrame:
     """The candidates table (sorted by id) with `arch`, `sparsity`, `block`, `storage` still JSON text."""
+    from core.tinyformer.candidates import read_table
+
     path = Path(nas_dir or nas_folder()) / "candidates.parquet"
-    if not path.is_file():
-        raise WorkbenchError(f"no candidates table at {str(path)!r}; make one with "
-                             "`python -m core nas sparsenas --dataset shapes10`")
-    table = pd.read_parquet(path).sort_values("id").reset_index(drop=True)
+    table = read_table(path)
     if table.empty:
         raise WorkbenchError(f"the candidates table {str(path)!r} has no rows")
     return table
@@ -58,8 +57,10 @@ def load_candidates(nas_dir: Path | None = None) -> pd.DataFrame:
 
 def load_supernas(nas_dir: Path | None = None) -> dict[str, Any] | None:
     """The SuperNAS result (`best`, `spaces`, `cdf`, budgets) or None when it was not run."""
+    from core.tinyformer.supernas import read_result
+
     path = Path(nas_dir or nas_folder()) / "supernas.json"
-    return json.loads(path.read_text()) if path.is_file() else None
+    return read_result(path) if path.is_file() else None
 
 
 def candidate(table: pd.DataFrame, cid: int) -> dict[str, Any]:
