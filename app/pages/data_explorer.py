@@ -289,9 +289,13 @@ class DataExplorer(pn.viewable.Viewer):
                       sizing_mode="stretch_width")
 
 
+def _extent(lengths) -> str:
+    return " × ".join(f"{float(v):g}" for v in lengths)
+
+
 def system_summary(system) -> dict[str, Any]:
     """What the info table shows before a dataset is open: the system's grid, solver and parameters."""
-    return {"system": system.name, "grid": tuple(system.n), "domain": tuple(system.lengths),
+    return {"system": system.name, "grid": tuple(system.n), "domain": _extent(system.lengths),
             "solver": f"{system.method}, dt = {system.dt:g}", "parameters": system.params(),
             "initial conditions": ", ".join(system.ic_kinds)}
 
@@ -302,7 +306,7 @@ def dataset_summary(ds) -> dict[str, Any]:
     splits = ds["split"].values.tolist()
     return {
         "system / preset": f"{a['system']} / {a['preset']}",
-        "grid": tuple(a["n"]), "domain": tuple(a["lengths"]),
+        "grid": tuple(a["n"]), "domain": _extent(a["lengths"]),
         "solver": f"{a['method']}, dt = {a['dt']:g}",
         "δt (fine)": a["dt_fine"], "k": a["k"], "Δt = k·δt (coarse)": a["dt_coarse"],
         "coarse frames": a["n_coarse"],
