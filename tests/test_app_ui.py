@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import subprocess
 import sys
 import urllib.request
@@ -47,8 +48,12 @@ def served_app(tmp_path_factory):
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 proc.kill()
-    server_log = log_path.read_text()
-    assert "Traceback" not in server_log, server_log[-3000:]  # no error escaped any session
+    # no error escaped any session; a browser closing mid-message (tornado's StreamClosedError /
+    # WebSocketClosedError) is the client leaving, not a fault of the app
+    tracebacks = re.findall(r"^Traceback \(most recent call last\):\n(?:(?!\d{4}-\d\d-\d\d ).*\n?)*",
+                            log_path.read_text(), flags=re.M)
+    escaped = [t for t in tracebacks if not re.search(r"(StreamClosedError|WebSocketClosedError)", t)]
+    assert escaped == [], escaped[0][-3000:]
 
 
 def test_served_page_answers_with_the_title(served_app):
