@@ -41,13 +41,13 @@ def _conv_params(mod: torch.nn.Module, op: Op) -> dict[str, torch.Tensor]:
     conv = getattr(mod, "conv", mod)
     bn = getattr(mod, "bn", None)
     o, kh, kw, i = op.weight_shape
-    w = _prefix(conv.weight.detach().double(), (o, i, kh, kw))
+    w = _prefix(conv.weight.detach().cpu().double(), (o, i, kh, kw))
     b = torch.zeros(o, dtype=torch.float64)
     if getattr(conv, "bias", None) is not None:
-        b = _prefix(conv.bias.detach().double(), (o,))
+        b = _prefix(conv.bias.detach().cpu().double(), (o,))
     if bn is not None:
         def vec(t: torch.Tensor) -> torch.Tensor:
-            return _prefix(t.detach().double(), (o,))
+            return _prefix(t.detach().cpu().double(), (o,))
 
         g = vec(bn.weight) / torch.sqrt(vec(bn.running_var) + bn.eps)
         b = vec(bn.bias) + (b - vec(bn.running_mean)) * g
@@ -75,13 +75,14 @@ def extract_params(model: torch.nn.Module, graph: Graph) -> dict[str, dict[str, 
             params[op.name] = _conv_params(mod, op)
         elif op.kind == "linear":
             out, inp = op.weight_shape
-            b = mod.bias.detach().double() if mod.bias is not None else torch.zeros(out, dtype=torch.float64)
-            w = _prefix(mod.weight.detach().double(), (out, inp))
+            b = torch.zeros(out) if mod.bias is None else mod.bias.detach().cpu()
+            b = b.double()
+            w = _prefix(mod.weight.detach().cpu().double(), (out, inp))
             params[op.name] = {"w": w, "b": _prefix(b, (out,))}
         elif op.kind == "layernorm":
             (d,) = op.weight_shape
-            params[op.name] = {"gamma": _prefix(mod.weight.detach().double(), (d,)),
-                               "beta": _prefix(mod.bias.detach().double(), (d,)), "eps": float(mod.eps)}
+            params[op.name] = {"gamma": _prefix(mod.weight.detach().cpu().double(), (d,)),
+                               "beta": _prefix(mod.bias.detach().cpu().double(), (d,)), "eps": float(mod.eps)}
     return params
 
 

@@ -278,7 +278,9 @@ def evaluate_int8(qm: QuantizedModel, loader: Any, model: torch.nn.Module | None
     if model is not None:
         model = model.eval()
     for batch in loader:
-        x, y = _images(batch), torch.as_tensor(batch[1]).reshape(-1)
+        if not isinstance(batch, list | tuple) or len(batch) < 2:
+            raise WorkbenchError("evaluation batches must be (images, labels) pairs")
+        x, y = _images(batch), torch.as_tensor(batch[1]).reshape(-1).cpu()
         if limit is not None:
             x, y = x[: limit - n], y[: limit - n]
         xq = quantize_input(qm, x)  # (B, H, W, C) int8
