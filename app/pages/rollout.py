@@ -113,6 +113,7 @@ class RolloutPage(pn.viewable.Viewer):
         self._shown = threading.Event()
         self._thread: threading.Thread | None = None
         self._latest = 0  # last step computed and shown
+        self._shown_step = 0
         self._t0: float | None = None
         self._first = 0
         self._doc = None
@@ -337,6 +338,7 @@ class RolloutPage(pn.viewable.Viewer):
         fi = d["fields"].index(self.field)
         truth = d["traj"][step, fi]
         self.now = f"t = {step * d['dt']:.4g} · step {step} of {d['n_steps']}"
+        self._shown_step = step
         frames = {"truth": truth}
         for name in d["names"]:
             frames[name] = d["pred"][name][step - 1, fi]
@@ -355,7 +357,7 @@ class RolloutPage(pn.viewable.Viewer):
 
     def _on_step(self, event) -> None:
         replay = self.state in ("done", "stopped", "paused") and self._data is not None
-        if replay and 1 <= event.new <= self.n_done:
+        if replay and 1 <= event.new <= self.n_done and event.new != self._shown_step:
             self._show(event.new)
 
     def _on_field(self, _event) -> None:
