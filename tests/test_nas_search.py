@@ -124,3 +124,12 @@ def test_supernas_prefers_more_macs_within_budget() -> None:
     sram_big = cost.sram_bytes(graph_of(extreme(big, largest=False)))
     tight = run_supernas(10**7, sram_big - 1, m=20, spaces=[small, big], min_fit=1)
     assert tight["best"] == "small"
+
+
+def test_warm_start_keeps_history_and_checks_space(searched: Path, tmp_path: Path) -> None:
+    cfg = TrainConfig(train_size=32, epochs=1, batch=32, threads=1, seed=2)
+    train_supernet(TINY, cfg, out=tmp_path / "more.pt", init=searched / "supernet.pt")
+    _, _, meta = load_checkpoint(tmp_path / "more.pt")
+    assert [h["run"]["train_size"] for h in meta["history"]] == [96, 32]
+    with pytest.raises(WorkbenchError, match="is for space tiny"):
+        train_supernet(replace(TINY, name="other", width_mult=2.0), cfg, init=searched / "supernet.pt")

@@ -57,6 +57,11 @@ def record(folder: Path, artefact: str, config: Any, summary: dict[str, Any] | N
     return write_json_atomic(path, doc)
 
 
+def _manifest_entry(folder: Path, artefact: str) -> dict[str, Any] | None:
+    path = folder / "manifest.json"
+    return json.loads(path.read_text())["artefacts"].get(artefact) if path.is_file() else None
+
+
 def _resolve_space(name: str, folder: Path):  # noqa: ANN202
     from core.tinyformer.space import SpaceConfig
     from core.tinyformer.supernas import space_by_name
@@ -109,8 +114,11 @@ def _cmd_supernet(args: argparse.Namespace) -> int:
     path = folder / "supernet.pt"
     t0 = time.monotonic()
     with tqdm_progress(f"SPOS supernet {space.name}", unit="step") as progress:
-        train_supernet(space, cfg, out=path, root=args.root, progress=progress)
-    record(folder, "supernet.pt", {"space": space, "train": cfg}, {"seconds": time.monotonic() - t0})
+        train_supernet(space, cfg, out=path, root=args.root, progress=progress, init=args.init)
+    config: dict[str, Any] = {"space": space, "train": cfg}
+    if args.init:  # keep the provenance of the checkpoint this run continued
+        config["init"] = {"path": args.init, "made_by": _manifest_entry(folder, "supernet.pt")}
+    record(folder, "supernet.pt", config, {"seconds": time.monotonic() - t0})
     print(f"supernet of {space.name} -> {path}")
     return 0
 
@@ -191,6 +199,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--space", default="auto", help="auto (SuperNAS choice in --out), default, or a space name"
     )
+    p.add_argument("--init", default=None, help="warm start from this supernet checkpoint (same space)")
     p.add_argument("--train-size", type=int, default=4000)
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--batch", type=int, default=64)

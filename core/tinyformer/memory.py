@@ -77,10 +77,11 @@ def _buffers(graph: Graph) -> tuple[dict[str, str], dict[str, int], dict[str, tu
         if op.aliases_input:
             src = buffer_of[op.inputs[0]]
             # an in-place op overwrites its input: nobody may read that buffer afterwards
-            later = [o.name for o in graph.ops[t + 1:] if any(buffer_of.get(i) == src for i in o.inputs)]
+            later = [o.name for o in graph.ops[t + 1 :] if any(buffer_of.get(i) == src for i in o.inputs)]
             if op.kind != "reshape" and later:
-                raise WorkbenchError(f"in-place op {op.name!r} overwrites a buffer that {later[0]!r} "
-                                     "reads later")
+                raise WorkbenchError(
+                    f"in-place op {op.name!r} overwrites a buffer that {later[0]!r} reads later"
+                )
             buffer_of[op.output] = src
         else:
             buffer_of[op.output] = op.output
@@ -111,14 +112,10 @@ def _place(sizes: dict[str, int], lifetimes: dict[str, tuple[int, int]], align: 
     return offsets
 
 
-def plan(graph: Graph, scratch: dict[str, int] | None = None, align: int = 4) -> Plan:
-    """Lifetimes, peak live bytes and arena offsets for `graph` (+ per-op `scratch` bytes).
-
-    Peak: P = max_t Σ_{b live at t} size(b). Offsets of buffers with intersecting lifetimes never
-    overlap; `arena_bytes` = max(offset + size) ≥ P.
-    """
-    if align < 1:
-        raise WorkbenchError(f"alignment {align} must be a positive number of bytes")
+def _live(
+    graph: Graph, scratch: dict[str, int] | None
+) -> tuple[dict[str, str], dict[str, int], dict[str, tuple[int, int]], int, int]:
+    """Buffers (incl. scratch), their lifetimes, and the peak live bytes with its step."""
     buffer_of, sizes, lifetimes = _buffers(graph)
     index = {op.name: t for t, op in enumerate(graph.ops)}
     for name, nbytes in (scratch or {}).items():
@@ -130,17 +127,43 @@ def plan(graph: Graph, scratch: dict[str, int] | None = None, align: int = 4) ->
             key = f"{name}.scratch"
             sizes[key] = int(nbytes)
             lifetimes[key] = (index[name], index[name])
-    steps = [0] * max(1, len(graph.ops))
+    delta = [0] * (len(graph.ops) + 2)  # difference array: +size at first step, −size after the last
     for b, (s, e) in lifetimes.items():
-        for t in range(s, e + 1):
-            steps[t] += sizes[b]
-    peak_step = max(range(len(steps)), key=steps.__getitem__)
+        delta[s] += sizes[b]
+        delta[e + 1] -= sizes[b]
+    live, peak, peak_step = 0, -1, 0
+    for t in range(max(1, len(graph.ops))):
+        live += delta[t]
+        if live > peak:
+            peak, peak_step = live, t
+    return buffer_of, sizes, lifetimes, peak, peak_step
+
+
+def plan(graph: Graph, scratch: dict[str, int] | None = None, align: int = 4) -> Plan:
+    """Lifetimes, peak live bytes and arena offsets for `graph` (+ per-op `scratch` bytes).
+
+    Peak: P = max_t Σ_{b live at t} size(b). Offsets of buffers with intersecting lifetimes never
+    overlap; `arena_bytes` = max(offset + size) ≥ P.
+    """
+    if align < 1:
+        raise WorkbenchError(f"alignment {align} must be a positive number of bytes")
+    buffer_of, sizes, lifetimes, peak, peak_step = _live(graph, scratch)
     offsets = _place(sizes, lifetimes, align)
     arena = max((offsets[b] + sizes[b] for b in sizes), default=0)
-    return Plan(offsets=offsets, sizes=sizes, lifetimes=lifetimes, buffer_of=buffer_of, arena_bytes=arena,
-                peak_live_bytes=steps[peak_step], peak_step=peak_step)
+    return Plan(
+        offsets=offsets,
+        sizes=sizes,
+        lifetimes=lifetimes,
+        buffer_of=buffer_of,
+        arena_bytes=arena,
+        peak_live_bytes=peak,
+        peak_step=peak_step,
+    )
 
 
 def peak_sram(graph: Graph, scratch: dict[str, int] | None = None) -> int:
-    """Peak live activation bytes incl. scratch (the SRAM figure NAS uses; default kernel scratch)."""
-    return plan(graph, default_scratch(graph) if scratch is None else scratch).peak_live_bytes
+    """Peak live activation bytes incl. scratch (the SRAM figure NAS uses; default kernel scratch).
+
+    Same number as `plan(...).peak_live_bytes`, without placing buffers (what NAS needs, fast).
+    """
+    return _live(graph, default_scratch(graph) if scratch is None else scratch)[3]

@@ -27,6 +27,8 @@ bytes per row. `storage_bytes` picks the dense int8 layout (numel bytes) when it
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from core.errors import WorkbenchError
@@ -38,20 +40,26 @@ MAX_GAP = 255
 def check_block(shape: tuple[int, ...], b: int) -> None:
     """Raise `WorkbenchError` unless block size `b` is valid for a weight of `shape`."""
     if len(shape) not in (2, 4) or min(shape) < 1:
-        raise WorkbenchError(f"weight shape {tuple(shape)} is not a conv (out, kh, kw, in) or "
-                             "linear (out, in) shape")
+        raise WorkbenchError(
+            f"weight shape {tuple(shape)} is not a conv (out, kh, kw, in) or linear (out, in) shape"
+        )
     depthwise = len(shape) == 4 and shape[3] == 1
     if depthwise:
         if b not in (1, 3) or shape[2] % b:
-            raise WorkbenchError(f"block size {b} is not allowed for depthwise weights {tuple(shape)}; "
-                                 "use 1 or 3 (3 needs a kernel width divisible by 3)")
+            raise WorkbenchError(
+                f"block size {b} is not allowed for depthwise weights {tuple(shape)}; "
+                "use 1 or 3 (3 needs a kernel width divisible by 3)"
+            )
     elif b not in (1, 2, 4) or shape[-1] % b:
-        raise WorkbenchError(f"block size {b} is not allowed for weights {tuple(shape)}; use 1, 2 or 4 "
-                             f"dividing the input channels ({shape[-1]})")
+        raise WorkbenchError(
+            f"block size {b} is not allowed for weights {tuple(shape)}; use 1, 2 or 4 "
+            f"dividing the input channels ({shape[-1]})"
+        )
 
 
+@functools.lru_cache(maxsize=4096)
 def block_size_choices(shape: tuple[int, ...]) -> tuple[int, ...]:
-    """The block sizes `check_block` accepts for `shape`."""
+    """The block sizes `check_block` accepts for `shape` (pure; cached)."""
     out = []
     for b in (1, 2, 3, 4):
         try:

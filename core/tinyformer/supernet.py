@@ -79,12 +79,26 @@ def train_supernet(
     out: Path | None = None,
     root: Path | str | None = None,
     progress: Progress = no_progress,
+    init: Path | str | None = None,
 ) -> TinyFormerNet:
-    """SPOS-train the supernet of `space`; write a checkpoint to `out` after every epoch."""
+    """SPOS-train the supernet of `space`; write a checkpoint to `out` after every epoch.
+
+    `init` warm-starts from a checkpoint of the same space (training continues; its history is kept,
+    each entry tagged with the settings of the run that made it).
+    """
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     rng = random.Random(cfg.seed)
     net = make_supernet(space)
+    history: list[dict[str, Any]] = []
+    if init is not None:
+        start, start_space, meta = load_checkpoint(init)
+        if start_space != space:
+            raise WorkbenchError(
+                f"checkpoint {str(init)!r} is for space {start_space.name}, not {space.name}"
+            )
+        net.load_state_dict(start.state_dict())
+        history = list(meta["history"])
     x, y = load_images(cfg.dataset, "train", cfg.train_size, space.resolution, root)
     steps_per_epoch = max(1, len(y) // cfg.batch)
     total = steps_per_epoch * cfg.epochs
@@ -95,7 +109,6 @@ def train_supernet(
         opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total) / total))
     )
     gen = torch.Generator().manual_seed(cfg.seed)
-    history: list[dict[str, float]] = []
     step, ema, t0 = 0, None, time.monotonic()
     for epoch in range(cfg.epochs):
         net.train()
@@ -113,7 +126,14 @@ def train_supernet(
             step += 1
             ema = loss.item() if ema is None else 0.95 * ema + 0.05 * loss.item()
             progress(step, total, f"epoch {epoch + 1}/{cfg.epochs} loss {ema:.3f}")
-        history.append({"epoch": epoch + 1, "loss_ema": float(ema), "seconds": time.monotonic() - t0})
+        history.append(
+            {
+                "epoch": epoch + 1,
+                "loss_ema": float(ema),
+                "seconds": time.monotonic() - t0,
+                "run": dataclasses.asdict(cfg),
+            }
+        )
         if out is not None:
             save_checkpoint(out, net, space, cfg, history)
     return net
