@@ -123,8 +123,8 @@ def test_generate_2d_draws_the_field_and_scrubs(page, served_app):
     page.wait_for_timeout(500)
     first = pixels(plot)
     share, colours = colormap_fraction(first)
-    # the 32² image fills ~40 % of the pane; the colour bar alone is < 5 %
-    assert share > 0.2 and colours > 30, (share, colours)
+    # the 32² image fills ~60 % of the pane (measured); the colour bar alone is < 5 %
+    assert share > 0.3 and colours > 30, (share, colours)
     assert first.std() > 20
     page.locator("button.last").click()
     page.locator("text=coarse frame 20/20").first.wait_for(timeout=20_000)
@@ -143,13 +143,14 @@ def test_generate_3d_draws_iso_surface_and_volume(page, served_app):
     iso.wait_for()
     page.wait_for_timeout(1500)  # vtk.js draws after the scene arrives
     share, colours, std = drawn(pixels(iso))
-    assert share > 0.03 and colours > 20 and std > 10, (share, colours, std)
+    # measured ~18 % with the surface; the outline box alone is ~2 % (12 one-pixel edges)
+    assert share > 0.08 and colours > 20 and std > 10, (share, colours, std)
     page.get_by_role("button", name="volume").click()
     volume = page.locator(".wb-vtk-volume").first
     volume.wait_for()
     page.wait_for_timeout(1500)
     share, colours, std = drawn(pixels(volume))
-    assert share > 0.03 and colours > 50 and std > 10, (share, colours, std)
+    assert share > 0.15 and colours > 50 and std > 10, (share, colours, std)  # measured ~43 %
     assert page.js_errors == []
 
 
