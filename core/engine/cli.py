@@ -65,7 +65,7 @@ def main(args: argparse.Namespace) -> int:
         "seed": args.seed,
         "weights": row.get("weights"),
         "arch": row["arch"],
-        "build_dir": str(build_dir),
+        "build_dir": str(build_dir.relative_to(data_dir())),
         **summary,
         "layers": [vars(r) for r in rows],
     }
