@@ -220,3 +220,19 @@ def test_requantization_edge_cases_match_qmath(fast, tmp_path):
         got = np.frombuffer(res.outputs["g_out"], np.int8)
         np.testing.assert_array_equal(got, qmath.requantize(acc, mult, shift, zp, lo, hi),
                                       err_msg=f"mult={mult} shift={shift}")
+
+
+def test_scratch_formula_matches_codegen():
+    """kernels.scratch_bytes(graph) (what NAS can use without weights) == what codegen plans."""
+    from core.engine import kernels, models
+    from core.engine.lowering import WeightFormat
+
+    arch = {"resolution": 16, "classes": 10, "downsample": [{"kind": "mbv2", "out": 8, "expand": 2}],
+            "mbv2": {"out": 8, "expand": [2]}, "vit": [{"dim": 16, "heads": 2, "mlp": 32, "layers": 1}],
+            "last": 32, "pool": "avg"}
+    qm = models.quantize_arch(arch, seed=1)
+    sparse = {"mb0.expand", "vit0.layer0.fc1", "ds0.dw"}
+    formats = {n: WeightFormat(n in sparse, 3 if n.endswith("dw") else 4) for n in codegen.choose_formats(qm)}
+    lowered = codegen.lower(qm, formats)
+    planned = {low.name: low.scratch for low in lowered if low.scratch}
+    assert kernels.scratch_bytes(qm.graph, sparse) == planned

@@ -18,9 +18,11 @@ Scratch (bytes, placed in the activation arena by the memory planner):
 from __future__ import annotations
 
 import shutil
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from string import Template
+from typing import Any
 
 from core.engine.toolchain import KERNEL_DIR, TEMPLATE_DIR
 from core.errors import WorkbenchError, unknown
@@ -139,3 +141,36 @@ def matmul_qk_scratch(nk: int, d: int) -> int:
 def matmul_av_scratch(nk: int, d: int) -> int:
     k4 = (nk + 3) // 4 * 4
     return 2 * k4 * (d + 2)
+
+
+def scratch_bytes(graph: Any, sparse_layers: Collection[str] = ()) -> dict[str, int]:
+    """Scratch bytes per op of the SparseEngine kernels for `graph` (no weights needed).
+
+    The same numbers the code generator gives `core.tinyformer.memory.plan`, so a planner that
+    uses them predicts the engine's arena exactly; `sparse_layers` names the layers stored sparse.
+    """
+    out: dict[str, int] = {}
+    for op in graph.ops:
+        ins = [graph.tensors[t].shape for t in op.inputs]
+        shape = graph.tensors[op.output].shape
+        sparse = op.name in sparse_layers
+        if op.kind == "conv2d":
+            kh, kw = op.attrs["kernel"]
+            n = conv_scratch(kh, kw, ins[0][2], shape[0] * shape[1], sparse)
+        elif op.kind == "linear":
+            n = conv_scratch(1, 1, ins[0][1], ins[0][0], sparse)
+        elif op.kind == "dwconv2d":
+            n = 4 * shape[0] * shape[1] if sparse else 0
+        elif op.kind == "matmul_qk":
+            n = matmul_qk_scratch(ins[1][0], ins[0][1] // int(op.attrs["heads"]))
+        elif op.kind == "matmul_av":
+            n = matmul_av_scratch(ins[0][2], ins[1][1] // int(op.attrs["heads"]))
+        elif op.kind == "softmax":
+            n = 4 * shape[-1]
+        elif op.kind == "avgpool":
+            n = 4 * ins[0][2]
+        else:
+            n = 0
+        if n:
+            out[op.name] = n
+    return out
