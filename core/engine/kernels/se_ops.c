@@ -9,8 +9,14 @@ void se_requant_column(const int32_t *acc, int32_t n, int8_t *out, int32_t strid
 #if SE_FAST_REQUANT
   if (rq.left == 0 && rq.right > 0) { /* se_rq_apply's shortcut, unswitched so the loop stays small */
     const int32_t right = rq.right, half = rq.half;
-    if (act_min == -128 && act_max == 127) { /* no activation: one SSAT clamps */
-      for (; acc < end; acc++, out += stride) {
+    if (act_min == -128 && act_max == 127) { /* no activation: one SSAT clamps; two outputs per step */
+      for (; acc + 1 < end; acc += 2, out += 2 * stride) {
+        const int32_t t0 = (int32_t)(((int64_t)(acc[0] * 2) * mult + 0x80000000ll) >> 32);
+        const int32_t t1 = (int32_t)(((int64_t)(acc[1] * 2) * mult + 0x80000000ll) >> 32);
+        out[0] = (int8_t)__ssat(((t0 + half + (t0 >> 31)) >> right) + out_zp, 8);
+        out[stride] = (int8_t)__ssat(((t1 + half + (t1 >> 31)) >> right) + out_zp, 8);
+      }
+      if (acc < end) {
         const int32_t t = (int32_t)(((int64_t)(*acc * 2) * mult + 0x80000000ll) >> 32);
         *out = (int8_t)__ssat(((t + half + (t >> 31)) >> right) + out_zp, 8);
       }
