@@ -86,20 +86,42 @@ def run(
     on_layer_end(layer, read_mem): called when layer `layer` finishes (next marker or halt);
     `read_mem(address, size)` reads emulated memory, so the caller can snapshot the layer's output.
     """
-    from capstone import CS_ARCH_ARM, CS_MODE_MCLASS, CS_MODE_THUMB, Cs
-    from unicorn import (
-        UC_ARCH_ARM,
-        UC_HOOK_BLOCK,
-        UC_HOOK_MEM_INVALID,
-        UC_HOOK_MEM_WRITE,
-        UC_MODE_MCLASS,
-        UC_MODE_THUMB,
-        Uc,
-        UcError,
-    )
-    from unicorn.arm_const import UC_ARM_REG_PC, UC_ARM_REG_SP, UC_CPU_ARM_CORTEX_M7
+    from unicorn import UC_HOOK_BLOCK, UC_HOOK_MEM_INVALID, UC_HOOK_MEM_WRITE, UcError
+    from unicorn.arm_const import UC_ARM_REG_PC
 
-    target = target or Target()
+    uc, reset = _machine(build, inputs, target or Target())
+
+    def read_mem(address: int, size: int) -> bytes:
+        return bytes(uc.mem_read(address, size))
+
+    counter = _Counter(on_layer_end, read_mem)
+    uc.hook_add(UC_HOOK_BLOCK, counter.on_block)
+    uc.hook_add(UC_HOOK_MEM_INVALID, _on_invalid)
+    uc.hook_add(UC_HOOK_MEM_WRITE, counter.on_marker, begin=MARKER_ADDRESS, end=MARKER_ADDRESS + 3)
+    halt = build.address("se_halt")
+    t0 = time.perf_counter()
+    try:
+        uc.emu_start(reset, halt, count=max_instructions)
+    except UcError as exc:
+        raise _fault(exc, uc, counter.layer(), layer_names) from exc
+    result = RunResult(seconds=time.perf_counter() - t0)
+    pc = uc.reg_read(UC_ARM_REG_PC)
+    if pc != halt:
+        raise WorkbenchError(
+            f"the emulated program did not reach se_halt within {max_instructions} "
+            f"instructions (stopped at pc=0x{pc:08x} in {_layer_label(counter.layer(), layer_names)})"
+        )
+    counter.finish(result)
+    for name, size in (read or {}).items():
+        result.outputs[name] = read_mem(build.address(name), size)
+    return result
+
+
+def _machine(build: Build, inputs: dict[str | int, bytes], target: Target):
+    """A Cortex-M7 Unicorn with the image loaded, the inputs written and SP set; returns (uc, reset pc)."""
+    from unicorn import UC_ARCH_ARM, UC_MODE_MCLASS, UC_MODE_THUMB, Uc
+    from unicorn.arm_const import UC_ARM_REG_SP, UC_CPU_ARM_CORTEX_M7
+
     uc = Uc(UC_ARCH_ARM, UC_MODE_THUMB | UC_MODE_MCLASS)
     uc.ctl_set_cpu_model(UC_CPU_ARM_CORTEX_M7)
     uc.mem_map(FLASH_ORIGIN, _round_up(target.flash_bytes))
@@ -108,81 +130,75 @@ def run(
     _load(uc, build)
     for name, data in inputs.items():
         uc.mem_write(name if isinstance(name, int) else build.address(name), bytes(data))
-    sp, reset = np.frombuffer(bytes(uc.mem_read(FLASH_ORIGIN, 8)), "<u4")
+    sp, reset = np.frombuffer(bytes(uc.mem_read(FLASH_ORIGIN, 8)), "<u4")  # the vector table
     uc.reg_write(UC_ARM_REG_SP, int(sp))
+    return uc, int(reset)
 
-    md = Cs(CS_ARCH_ARM, CS_MODE_THUMB | CS_MODE_MCLASS)
-    # the hook only counts block executions (cheap); class vectors are applied once at the end
-    vectors: dict[int, np.ndarray] = {}
-    branch_ends: set[int] = set()
-    cur: dict[int, int] = {}
-    per_layer: dict[int, dict[int, int]] = {-1: cur}
-    taken: dict[int, int] = {-1: 0}
-    layer, prev_end, prev_branch = -1, -1, False
-    result = RunResult()
 
-    def read_mem(address: int, size: int) -> bytes:
-        return bytes(uc.mem_read(address, size))
+def _on_invalid(uc, _access, address, _size, _value, _user) -> bool:
+    uc._se_fault_addr = address  # read back by _fault for the error message
+    return False
 
-    def on_block(uc_, address, size, _user):
-        nonlocal prev_end, prev_branch
-        key = (address << 16) | size
-        n = cur.get(key)
-        if n is None:
-            if key not in vectors:
-                vec, last_branch = _block_vector(md, bytes(uc_.mem_read(address, size)), address)
-                vectors[key] = vec
-                if last_branch:
-                    branch_ends.add(key)
-            cur[key] = 1
-        else:
-            cur[key] = n + 1
-        if prev_branch and address != prev_end:
-            taken[layer] += 1
-        prev_end = address + size
-        prev_branch = key in branch_ends
 
-    def on_marker(uc_, _access, _address, _size, value, _user):
-        nonlocal layer, cur
-        if on_layer_end is not None and layer >= 0:
-            on_layer_end(layer, read_mem)
-        layer = int(value)
-        cur = per_layer.setdefault(layer, {})
-        taken.setdefault(layer, 0)
+class _Counter:
+    """The hooks' state. The block hook only counts executions per (address, size) -- cheap in Python;
+    class vectors (one capstone pass per new block) are applied once per layer in `finish`."""
 
-    def on_invalid(uc_, _access, address, _size, _value, _user):
-        uc_._se_fault_addr = address
-        return False
+    def __init__(self, on_layer_end: Callable | None, read_mem: Callable[[int, int], bytes]) -> None:
+        from capstone import CS_ARCH_ARM, CS_MODE_MCLASS, CS_MODE_THUMB, Cs
 
-    uc.hook_add(UC_HOOK_BLOCK, on_block)
-    uc.hook_add(UC_HOOK_MEM_INVALID, on_invalid)
-    uc.hook_add(UC_HOOK_MEM_WRITE, on_marker, begin=MARKER_ADDRESS, end=MARKER_ADDRESS + 3)
-    halt = build.address("se_halt")
-    t0 = time.perf_counter()
-    try:
-        uc.emu_start(int(reset), halt, count=max_instructions)
-    except UcError as exc:
-        raise _fault(exc, uc, layer, layer_names) from exc
-    result.seconds = time.perf_counter() - t0
-    pc = uc.reg_read(UC_ARM_REG_PC)
-    if pc != halt:
-        raise WorkbenchError(
-            f"the emulated program did not reach se_halt within {max_instructions} "
-            f"instructions (stopped at pc=0x{pc:08x} in {_layer_label(layer, layer_names)})"
-        )
-    if on_layer_end is not None and layer >= 0:
-        on_layer_end(layer, read_mem)
-    for lay, blocks in per_layer.items():
-        vec = np.zeros(N_CLASSES, np.int64)
-        for key, n in blocks.items():
-            vec += n * vectors[key]
-        vec[TAKEN] += taken[lay]
-        result.counts[lay] = vec
-    result.blocks = per_layer
-    result.instructions = int(sum(int(v[:N_INSTRUCTION_CLASSES].sum()) for v in result.counts.values()))
-    for name, size in (read or {}).items():
-        result.outputs[name] = read_mem(build.address(name), size)
-    return result
+        md = Cs(CS_ARCH_ARM, CS_MODE_THUMB | CS_MODE_MCLASS)
+        self.vectors: dict[int, np.ndarray] = {}
+        self.per_layer: dict[int, dict[int, int]] = {-1: {}}
+        self.taken: dict[int, int] = {-1: 0}
+        vectors, per_layer, taken = self.vectors, self.per_layer, self.taken
+        branch_ends: set[int] = set()
+        cur = per_layer[-1]
+        layer, prev_end, prev_branch = -1, -1, False
+
+        def on_block(uc, address, size, _user):
+            nonlocal prev_end, prev_branch
+            key = (address << 16) | size
+            n = cur.get(key)
+            if n is None:
+                if key not in vectors:
+                    vectors[key], last_branch = _block_vector(md, bytes(uc.mem_read(address, size)), address)
+                    if last_branch:
+                        branch_ends.add(key)
+                cur[key] = 1
+            else:
+                cur[key] = n + 1
+            if prev_branch and address != prev_end:  # the previous block's branch was taken
+                taken[layer] += 1
+            prev_end = address + size
+            prev_branch = key in branch_ends
+
+        def on_marker(uc, _access, _address, _size, value, _user):
+            nonlocal layer, cur
+            if on_layer_end is not None and layer >= 0:
+                on_layer_end(layer, read_mem)
+            layer = int(value)
+            cur = per_layer.setdefault(layer, {})
+            taken.setdefault(layer, 0)
+
+        def end() -> None:
+            if on_layer_end is not None and layer >= 0:
+                on_layer_end(layer, read_mem)
+
+        self.on_block, self.on_marker, self.end = on_block, on_marker, end
+        self.layer = lambda: layer
+
+    def finish(self, result: RunResult) -> None:
+        """Close the last layer and fill `result.counts`, `blocks` and `instructions`."""
+        self.end()
+        for lay, blocks in self.per_layer.items():
+            vec = np.zeros(N_CLASSES, np.int64)
+            for key, n in blocks.items():
+                vec += n * self.vectors[key]
+            vec[TAKEN] += self.taken[lay]
+            result.counts[lay] = vec
+        result.blocks = self.per_layer
+        result.instructions = int(sum(int(v[:N_INSTRUCTION_CLASSES].sum()) for v in result.counts.values()))
 
 
 def _load(uc, build: Build) -> None:
