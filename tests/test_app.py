@@ -277,3 +277,16 @@ def test_unreadable_open_dataset_becomes_a_notification(notes):
     page.ds = page.ds.drop_vars("u_fine")  # as if the store lost its burst array while open
     page.sample = list(page.param.sample.objects)[1]
     assert "KeyError" in page.error and "reopen or regenerate" in page.error and notes.errors == [page.error]
+
+
+def test_sampling_timeline_marks_coarse_frames_bursts_and_the_time_shown():
+    page = make_page("grayscott2d")
+    ds, a = page.ds, page.ds.attrs
+    times, bursts = page.timeline.pipe.data
+    np.testing.assert_array_equal(times, ds["time"].values)
+    dt_fine = a["dt_fine"]
+    expected = [(t0, t0 + a["burst_len"] * dt_fine) for t0 in ds["time"].values[ds["burst_start"].values]]
+    np.testing.assert_allclose(bursts, expected)
+    page.param.update(view="fine burst", burst=2)
+    page.time_index = 3
+    assert page.timeline.time.t == pytest.approx(expected[2][0] + 3 * dt_fine)

@@ -11,6 +11,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import holoviews as hv
 import numpy as np
 import panel as pn
 import param
@@ -173,6 +174,9 @@ class DataExplorer(pn.viewable.Viewer):
                 self.spacetime.reset(coords["x"], times, frames, clim)
         if self.spacetime is not None:
             self.spacetime.visible = len(dims) == 1
+        span = float(ds["fine_time"].values[-1])  # a burst covers burst_len fine steps
+        bursts = [(float(t0), float(t0) + span) for t0 in ds["burst_time"].values]
+        self.timeline.show(ds["time"].values, bursts, float(times[0]))
         self.hint.visible = False
 
     def _view_for(self, dims, coords, clim, frame) -> FrameView:
@@ -220,6 +224,7 @@ class DataExplorer(pn.viewable.Viewer):
         i = min(self.time_index, len(self._traj["frames"]) - 1)
         nd = len(self._traj["dims"])
         self.views[nd].update(self._traj["frames"][i], self._title(i))
+        self.timeline.mark(self._traj["times"][i])
         if nd == 1 and self.spacetime is not None:
             self.spacetime.mark(self._traj["times"][i])
 
@@ -248,6 +253,7 @@ class DataExplorer(pn.viewable.Viewer):
         self.player = pn.widgets.Player(start=0, end=0, value=0, interval=150, loop_policy="once",
                                         show_loop_controls=False, width=420, label="time")
         self.player.link(self, value="time_index")
+        self.timeline = BurstTimeline()
         self.hint = pn.pane.Alert("Generate a dataset (sidebar) or open a cached one to see its "
                                   "trajectories.", alert_type="info")
         self.plot_area = pn.Column(self.hint, sizing_mode="stretch_width", css_classes=["explorer-plot"])
@@ -285,8 +291,50 @@ class DataExplorer(pn.viewable.Viewer):
     def __panel__(self) -> pn.viewable.Viewable:
         side = pn.Column(pn.Card(self.equation, title="Equations", collapsible=False),
                          pn.Card(self.info, title="Dataset", collapsible=False), width=350)
-        return pn.Row(pn.Column(self.player, self.plot_area, sizing_mode="stretch_width"), side,
-                      sizing_mode="stretch_width")
+        body = pn.Column(self.player, self.timeline, self.plot_area, sizing_mode="stretch_width")
+        return pn.Row(body, side, sizing_mode="stretch_width")
+
+
+class BurstTimeline(pn.viewable.Viewer):
+    """How the data were sampled: a tick per coarse frame (every Δt), a band per fine burst (frames
+    every δt), and a line at the time shown -- burst sampling at a glance."""
+
+    shown = param.Boolean(default=False, doc="a dataset is drawn")
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        self.pipe = hv.streams.Pipe(data=(np.zeros(0), []))
+        self.time = hv.streams.Stream.define("Time", t=0.0)()
+        frames = hv.DynamicMap(self._draw, streams=[self.pipe])
+        marker = hv.DynamicMap(lambda t: hv.VLine(t).opts(color="black", line_width=2), streams=[self.time])
+        self._pane = pn.pane.HoloViews((frames * marker).opts(
+            hv.opts.Overlay(yaxis=None, responsive=True, height=100, toolbar=None, show_legend=False,
+                            title="sampling: coarse frames (ticks, every Δt) · fine bursts (bands, every δt)",
+                            fontsize={"title": 9})), height=100, sizing_mode="stretch_width", margin=(0, 10))
+
+    @staticmethod
+    def _draw(data) -> hv.Overlay:
+        times, bursts = data
+        span = (float(times[0]), float(times[-1])) if len(times) else (0.0, 1.0)
+        bands = hv.Rectangles([(b0, 0.0, b1, 1.0) for b0, b1 in bursts],
+                              kdims=["time", "y", "time_end", "y_end"])
+        ticks = hv.Spikes(np.asarray(times), kdims=["time"])
+        # framewise: each dataset brings its own time axis
+        overlay = (bands.opts(color="#f28e2b", alpha=0.45, line_alpha=0, framewise=True)
+                   * ticks.opts(color="#1f6f8b", spike_length=1.0, alpha=0.6, framewise=True))
+        return overlay.redim.range(time=span)
+
+    def show(self, times: np.ndarray, bursts: list[tuple[float, float]], t: float) -> None:
+        """Draw a dataset's coarse times and burst intervals; mark time `t`."""
+        self.pipe.send((np.asarray(times, dtype=np.float64), bursts))
+        self.mark(t)
+        self.shown = True
+
+    def mark(self, t: float) -> None:
+        self.time.event(t=float(t))
+
+    def __panel__(self):
+        return pn.Column(self._pane, visible=self.param.shown, sizing_mode="stretch_width")
 
 
 def _extent(lengths) -> str:
