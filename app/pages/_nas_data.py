@@ -107,11 +107,11 @@ def layer_table(row: dict[str, Any]) -> pd.DataFrame:
     """One row per op of the candidate's graph, in execution order.
 
     Columns: op, block (the network block the op belongs to: ds0, mb1, vit0, last, ...), kind, macs,
-    weights (weight count),
-    flash_bytes (`cost.layer_flash`; a sparse layer's weights at `cost.analytic_encoded_size` of its
-    achieved sparsity, the table's exact total includes the few filler bytes this omits), sram_bytes
-    (activations + scratch live while the op runs; the maximum over ops is the table's SRAM), sparsity
-    (achieved fraction of zero weights), block_size, storage ("sparse" | "dense" | "-").
+    weights (weight count), flash_bytes (`cost.layer_flash`; a sparse layer's weights at
+    `cost.analytic_encoded_size` of its achieved sparsity, i.e. rows pruned evenly and no gap fillers:
+    the table's exact encoded total differs by a few %), sram_bytes (activations + scratch live while
+    the op runs; the maximum over ops is the table's SRAM), sparsity (achieved fraction of zero
+    weights), block_size, storage ("sparse" | "dense" | "-").
     """
     from core.tinyformer.cost import analytic_encoded_size, layer_flash
 

@@ -174,38 +174,47 @@ def arch_diagram(arch: dict[str, Any], layers: pd.DataFrame,
 
 
 # ------------------------------------------------------------------------------ per-layer bars --
-def layer_bars(layers: pd.DataFrame, sram_budget_kb: float) -> hv.Layout:
-    """Four bar charts over the ops (execution order, shared x): flash, live SRAM, MACs, sparsity."""
+def _align(plot, _element) -> None:
+    """Same left border on every stacked plot, so their bars line up across panes."""
+    plot.state.min_border_left = 80
+
+
+def layer_bars(layers: pd.DataFrame, sram_budget_kb: float) -> list[hv.Element]:
+    """Four bar charts over the ops in execution order (one pane each, x axes linked by the page):
+    flash, live SRAM, MACs, sparsity. Value dimensions are named apart from the scatter's
+    (`flash_kb`...) so Panel does not link them to its axes."""
     df = layers.copy()
-    df["flash_kb"] = df["flash_bytes"] / 1024
-    df["sram_kb"] = df["sram_bytes"] / 1024
-    df["mmacs"] = df["macs"] / 1e6
+    df["layer flash (KB)"] = df["flash_bytes"] / 1024
+    df["live SRAM (KB)"] = df["sram_bytes"] / 1024
+    df["MACs (M)"] = df["macs"] / 1e6
     df["b"] = ["-" if s == "-" else f"b={b}" for s, b in zip(df["storage"], df["block_size"], strict=True)]
     peak = int(df["sram_bytes"].idxmax())
     df["at_peak"] = ["peak" if i == peak else "live" for i in range(len(df))]
-    common = dict(responsive=True, xrotation=90, show_grid=True, tools=["hover"], fontsize={"xticks": 7})
+    common = dict(responsive=True, xrotation=90, show_grid=True, tools=["hover"], fontsize={"xticks": 7},
+                  hooks=[_align], show_legend=False)
     upper = dict(common, xaxis=None, height=170)
-    flash = hv.Bars(df, kdims=["op"], vdims=["flash_kb", "storage", "kind"]).opts(
-        color="storage", cmap=STORAGE_COLORS, ylabel="flash (KB)", show_legend=False,
+    flash = hv.Bars(df, kdims=["op"], vdims=["layer flash (KB)", "storage", "kind"]).opts(
+        color="storage", cmap=STORAGE_COLORS,
         title="Per layer: flash (green = sparse run-length, grey = dense int8)", **upper)
-    sram = (hv.Bars(df, kdims=["op"], vdims=["sram_kb", "at_peak", "kind"]).opts(
-        color="at_peak", cmap={"peak": ALERT, "live": ACCENT}, ylabel="live SRAM (KB)", show_legend=False,
-        title=f"live activations + scratch while each op runs (peak {df['sram_kb'].max():.1f} KB in red; "
-              f"dashed: {sram_budget_kb:g} KB budget)", **upper)
+    sram = (hv.Bars(df, kdims=["op"], vdims=["live SRAM (KB)", "at_peak", "kind"]).opts(
+        color="at_peak", cmap={"peak": ALERT, "live": ACCENT},
+        title=f"live activations + scratch while each op runs (peak {df['live SRAM (KB)'].max():.1f} KB in "
+              f"red; dashed: {sram_budget_kb:g} KB budget)", **upper)
         * hv.HLine(sram_budget_kb).opts(color=ALERT, line_dash="dashed"))
-    macs = hv.Bars(df, kdims=["op"], vdims=["mmacs", "kind"]).opts(
-        color=ACCENT, ylabel="MACs (M)", title="MACs (dense count)", **upper)
+    macs = hv.Bars(df, kdims=["op"], vdims=["MACs (M)", "kind"]).opts(
+        color=ACCENT, title="MACs (dense count)", **upper)
     spars = hv.Bars(df, kdims=["op"], vdims=["sparsity", "b", "storage"]).opts(
-        color="b", cmap=BLOCK_SIZE_COLORS, ylabel="sparsity", ylim=(0, 1), show_legend=False,
+        color="b", cmap=BLOCK_SIZE_COLORS, ylim=(0, 1),
         title="achieved weight sparsity; block size b: orange 1, purple 2, red 3 (depthwise), blue 4",
         height=290, **common)
-    return (flash + sram + macs + spars).cols(1).opts(shared_axes=True)
+    return [flash, sram, macs, spars]
 
 
 # ------------------------------------------------------------------------------------ engine --
-def engine_bars(eng: pd.DataFrame) -> hv.Layout:
+def engine_bars(eng: pd.DataFrame) -> list[hv.Overlay]:
     """Per layer (execution order): estimated cycles and executed instructions, dense as wide grey
-    bars with sparse as narrow green bars over them (layers that run code only: views are skipped)."""
+    bars with sparse as narrow green bars over them (layers that run code only: views are skipped).
+    One element per pane; the page links their x axes."""
     df = eng[eng["instructions"] > 16]
     wide = df.pivot_table(index=["order", "layer"], columns="mode", values=["cycles", "instructions"])
     wide = wide.sort_index(level="order").droplevel("order")
@@ -214,20 +223,20 @@ def engine_bars(eng: pd.DataFrame) -> hv.Layout:
     modes = [m for m in ("dense", "sparse") if f"cycles_{m}" in wide]
     if len(modes) == 2:
         wide["speedup"] = wide["cycles_dense"] / wide["cycles_sparse"]
-    common = dict(responsive=True, xrotation=90, show_grid=True, fontsize={"xticks": 7}, tools=["hover"])
+    common = dict(responsive=True, xrotation=90, show_grid=True, fontsize={"xticks": 7}, tools=["hover"],
+                  hooks=[_align])
     plots = []
     for value, label, height in (("cycles", "est. cycles (M)", 230),
                                  ("instructions", "instructions (M)", 330)):
         layers = []
         for mode, width in zip(modes, (0.8, 0.45), strict=False):
-            col = f"{value}_{mode}"
-            d = wide.assign(**{label: wide[col] / 1e6})
+            d = wide.assign(**{label: wide[f"{value}_{mode}"] / 1e6})
             vd = [label] + (["speedup"] if "speedup" in d else [])
             layers.append(hv.Bars(d, kdims=["layer"], vdims=vd, label=mode).opts(
                 color=MODE_COLORS[mode], bar_width=width, **common))
         what = " vs ".join(f"{m} ({'grey' if m == 'dense' else 'green'})" for m in modes)
         name = "estimated cycles" if value == "cycles" else "executed instructions"
         plots.append(hv.Overlay(layers).opts(
-            ylabel=label, height=height, show_legend=False, xaxis=None if value == "cycles" else "bottom",
+            height=height, show_legend=False, xaxis=None if value == "cycles" else "bottom",
             title=f"{name} per layer: {what}"))
-    return (plots[0] + plots[1]).cols(1).opts(shared_axes=True)
+    return plots

@@ -26,7 +26,7 @@ from pages import _nas_views as nv
 from pages._widgets import TaskRunner, info_table, notify_error, on_session_end
 
 TITLE = "NAS explorer"
-EXTENSIONS: tuple[str, ...] = ()
+EXTENSIONS: tuple[str, ...] = ("tabulator",)
 
 COLOR_BY = {"MACs (M)": "mmacs", "est. latency (ms)": "latency_ms"}
 SUPERNAS_SAMPLES = 100  # per space when re-run from the page (≈ seconds on 2 cores)
@@ -111,7 +111,7 @@ class NasExplorer(pn.viewable.Viewer):
         def points(**_):
             col = COLOR_BY[self.color_by]
             lo, hi = float(self.table[col].min()), float(self.table[col].max())
-            title = f"{self.dataset} · {nv.COST_LABELS[x].split(' (')[0]} budget {getattr(self, x)} KB"
+            title = f"{self.dataset}: {'flash' if x == 'flash_kb' else 'SRAM'} ≤ {getattr(self, x)} KB"
             return nv.candidate_points(self.frame(), x, (lo, hi if hi > lo else lo + 1), self.color_by, title)
 
         pts = hv.DynamicMap(points, streams=streams)
@@ -147,7 +147,8 @@ class NasExplorer(pn.viewable.Viewer):
         row = self.rows[self.candidate]
         layers = nd.layer_table(row)
         self.diagram.object = nv.arch_diagram(row["arch"], layers, nd.block_shapes(row["arch"]))
-        self.bars.object = nv.layer_bars(layers, self.sram_kb)
+        for pane, element in zip(self.bars, nv.layer_bars(layers, self.sram_kb), strict=True):
+            pane.object = element
         self.summary.object = info_table(self._summary(row, layers))
         self.arch_json.object = row["arch"]
         self.detail_card.title = f"Candidate #{row['id']}"
@@ -205,7 +206,8 @@ class NasExplorer(pn.viewable.Viewer):
             self.engine_box.visible = False
             return
         self.engine_text.object = self._engine_summary(cid, runs)
-        self.engine_plot.object = nv.engine_bars(nd.engine_layers(runs))
+        for pane, element in zip(self.engine_plots, nv.engine_bars(nd.engine_layers(runs)), strict=True):
+            pane.object = element
         self.engine_box.visible = True
 
     def _engine_summary(self, cid: int, runs: dict[str, dict[str, Any]]) -> str:
@@ -268,13 +270,14 @@ class NasExplorer(pn.viewable.Viewer):
         self.cdf_table = pn.widgets.Tabulator(pd.DataFrame(), show_index=False, disabled=True, height=230,
                                               theme="simple", **md)
         self.diagram = pn.pane.HoloViews(None, height=260, linked_axes=False, **md)
-        self.bars = pn.pane.HoloViews(None, height=1000, linked_axes=False, **md)
+        # one pane per plot: an hv.Layout of responsive plots collapses in a lazily filled tab
+        self.bars = [pn.pane.HoloViews(None, height=h, **md) for h in (175, 175, 175, 300)]
         self.summary = pn.pane.Markdown("", **md)
         self.arch_json = pn.pane.JSON({}, depth=-1, **md)
         self.engine_text = pn.pane.Markdown("", **md)
-        self.engine_plot = pn.pane.HoloViews(None, height=580, linked_axes=False, **md)
+        self.engine_plots = [pn.pane.HoloViews(None, height=h, **md) for h in (235, 340)]
         # visibility on a wrapper: toggling it on a HoloViews pane whose plot was replaced fails in Panel 1.9
-        self.engine_box = pn.Column(self.engine_plot, visible=False, **md)
+        self.engine_box = pn.Column(*self.engine_plots, visible=False, **md)
         self.run_button = pn.widgets.Button(label="Run on emulated Cortex-M7", color="primary",
                                             disabled=self.runner.param.busy)
         self.run_button.on_click(self.run_engine)
@@ -282,21 +285,21 @@ class NasExplorer(pn.viewable.Viewer):
         self._sidebar = self._build_sidebar()
         if self.table is None:
             return
-        self.scatter = pn.pane.HoloViews(
-            (self._scatter("flash_kb") + self._scatter("sram_kb")).opts(shared_axes=True),
-            height=430, css_classes=["nas-scatter"], **md)
+        # two panes (Panel links their shared `accuracy` axis); see `bars` for why not an hv.Layout
+        self.scatter = pn.Row(*(pn.pane.HoloViews(self._scatter(x), height=400, **md)
+                                for x in ("flash_kb", "sram_kb")), css_classes=["nas-scatter"], **md)
         self._show_supernas()
         self.detail_card[:] = [
             self.diagram,
             pn.Row(pn.Column(self.summary, width=560),
                    pn.Column("**Arch JSON**", self.arch_json, height=330, scroll=True), **md),
-            self.bars,
+            *self.bars,
             pn.pane.Markdown("### Engine: emulated Cortex-M7 (216 MHz)"), self.engine_text, self.engine_box]
 
     def _budget_slider(self, name: str, label: str) -> pn.widgets.IntSlider:
         """A slider that sets budget `name` when released (dragging would redraw at every pixel)."""
         p = self.param[name]
-        w = pn.widgets.IntSlider(name=label, start=p.bounds[0], end=p.bounds[1], step=p.step,
+        w = pn.widgets.IntSlider(label=label, start=p.bounds[0], end=p.bounds[1], step=p.step,
                                  value=getattr(self, name), css_classes=[f"nas-{name.split('_')[0]}-slider"])
         w.param.watch(lambda e: setattr(self, name, e.new), "value_throttled")
         self.param.watch(lambda e: setattr(w, "value", e.new), name)

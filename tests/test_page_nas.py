@@ -1,0 +1,167 @@
+"""NAS explorer page (no browser): built from the shipped candidates table, budgets filter it,
+Pareto front and per-layer tables against brute force and the table, engine glue on a tiny model.
+
+The shipped table is `data/nas/candidates.parquet` (`python -m core nas sparsenas`); expected values
+are recomputed here from the parquet file with pandas, not through the page.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import panel as pn
+import pytest
+
+from core.io import data_dir
+from core.tinyformer import graph_of, sparse
+from core.tinyformer.prune import prunable_ops
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "app"))  # as `panel serve app` does
+
+from pages import _nas_data as nd  # noqa: E402
+from pages import nas_explorer as ne  # noqa: E402
+
+TABLE = data_dir() / "nas" / "candidates.parquet"
+
+
+@pytest.fixture(scope="module")
+def shipped() -> pd.DataFrame:
+    assert TABLE.is_file(), f"the shipped candidates table {TABLE} is missing"
+    return pd.read_parquet(TABLE)
+
+
+@pytest.fixture(scope="module")
+def page(shipped) -> ne.NasExplorer:
+    return ne.create()
+
+
+def brute_fit(df: pd.DataFrame, flash_kb: float, sram_kb: float) -> list[int]:
+    return sorted(int(r.id) for r in df.itertuples()
+                  if r.flash_bytes <= flash_kb * 1024 and r.sram_bytes <= sram_kb * 1024)
+
+
+def test_page_builds_from_the_shipped_table(page, shipped):
+    assert page.error == ""
+    assert sorted(page.table["id"]) == sorted(shipped["id"])
+    assert sorted(page.param.candidate.objects.values()) == sorted(int(i) for i in shipped["id"])
+    assert page.fitting_ids == brute_fit(shipped, 1024, 320)
+    assert f"**{page.n_fit} of {len(shipped)}**" in page.count.object
+    pn.panel(page).get_root()  # every view renders
+    assert shipped["dataset"].iloc[0] in page.dataset
+
+
+def test_moving_the_flash_budget_changes_the_fitting_set(page, shipped):
+    before = page.fitting_ids
+    flash = np.sort(shipped["flash_kb"].to_numpy())
+    cut = int(np.floor(flash[len(flash) // 2]))  # half the candidates are above this
+    try:
+        page.flash_kb = cut
+        expected = brute_fit(shipped, cut, page.sram_kb)
+        assert page.fitting_ids == expected != before
+        assert f"**{len(expected)} of {len(shipped)}** candidates fit {cut} KB flash" in page.count.object
+        frame = page.frame()
+        assert int(np.isfinite(frame["c"]).sum()) == len(expected)  # over-budget points are grey (NaN)
+        front = page.front("flash_kb")
+        assert set(page.table["id"].iloc[front]) <= set(expected)
+    finally:
+        page.flash_kb = 1024
+
+
+def test_pareto_front_matches_brute_force():
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        n = int(rng.integers(1, 40))
+        cost, acc = rng.random(n), rng.random(n)
+        dominated = {i for i in range(n) for j in range(n)
+                     if j != i and cost[j] <= cost[i] and acc[j] >= acc[i]}
+        front = nd.pareto_front(cost, acc)
+        assert sorted(front.tolist()) == sorted(set(range(n)) - dominated)
+        assert np.all(np.diff(cost[front]) > 0) and np.all(np.diff(acc[front]) > 0)
+
+
+def test_clicking_a_point_selects_that_candidate(page, shipped):
+    k = len(shipped) - 1
+    page.taps["sram_kb"].event(index=[k])
+    cid = int(page.table["id"].iloc[k])
+    assert page.candidate == cid
+    assert page.detail_card.title == f"Candidate #{cid}"
+
+
+def test_layer_table_adds_up_to_the_candidate(shipped):
+    for cid in shipped["id"][:3]:
+        row = nd.candidate(nd.load_candidates(), int(cid))
+        layers = nd.layer_table(row)
+        assert layers["macs"].sum() == row["macs"]
+        assert layers["sram_bytes"].max() == row["sram_bytes"]
+        # per-layer flash uses the analytic encoding of each layer's achieved sparsity (rows pruned
+        # evenly, no gap fillers): within 3 % of the table's exact encoded total
+        assert abs(layers["flash_bytes"].sum() - row["flash_bytes"]) <= 0.03 * row["flash_bytes"]
+        g = graph_of(row["arch"])
+        for op, r in zip(g.ops, layers.itertuples(), strict=True):
+            if r.storage == "dense":  # int8 weights + 8 B requantization per channel + int32 bias
+                assert r.flash_bytes == op.weight_count + 8 * op.weight_shape[0] + 4 * op.bias_count
+
+
+def test_engine_summary_from_shipped_style_manifests(page, tmp_path):
+    cid = page.candidate
+    layers = [{"name": "a", "kind": "conv2d", "storage": "sparse", "macs": 100, "instructions": 300,
+               "cycles": 400, "exact": True}]
+    man = {"candidate": cid, "sparse": "auto", "flash_bytes": 2048, "sram_bytes": 4096, "cycles": 400,
+           "instructions": 300, "cycles_per_mac": 4.0, "milliseconds_at_216MHz": 400 / 216e3,
+           "bit_exact": True, "layers": layers}
+    (tmp_path / str(cid)).mkdir()
+    (tmp_path / str(cid) / "manifest.json").write_text(json.dumps(man))
+    runs = nd.engine_runs(cid, tmp_path)
+    assert list(runs) == ["sparse"]
+    dense = {**man, "sparse": "dense", "cycles": 1000, "layers": [{**layers[0], "cycles": 1000}]}
+    page.engine_results[cid] = {"dense": dense, "sparse": runs["sparse"]}
+    page._show_engine()
+    assert "sparse vs dense: 2.50×" in page.engine_text.object
+    assert "| flash, ELF" in page.engine_text.object and "2.0 KB" in page.engine_text.object
+    assert page.engine_box.visible
+    del page.engine_results[cid]
+
+
+def tiny_table(folder: Path) -> dict:
+    """A one-row candidates table of a tiny arch: every conv/linear with ≥16 in and out channels at
+    90 % sparsity (blocks of 4) and stored sparse."""
+    arch = {"resolution": 16, "classes": 10, "downsample": [{"kind": "conv_pool", "out": 16}],
+            "mbv2": {"out": 32, "expand": [2]}, "vit": [{"dim": 32, "heads": 2, "mlp": 64, "layers": 1}],
+            "last": 64, "pool": "avg"}
+    sp, bl, st = {}, {}, {}
+    for op in prunable_ops(graph_of(arch)):
+        big = op.kind != "dwconv2d" and min(op.weight_shape[0], op.weight_shape[-1]) >= 16
+        sp[op.name], st[op.name] = (0.9, "sparse") if big else (0.0, "dense")
+        bl[op.name] = 4 if big else max(sparse.block_size_choices(op.weight_shape))
+    row = {"id": 0, "arch": json.dumps(arch), "dataset": "shapes10", "sparsity": json.dumps(sp),
+           "sparsity_target": json.dumps(sp), "block": json.dumps(bl), "storage": json.dumps(st)}
+    folder.mkdir(parents=True)
+    pd.DataFrame([row]).to_parquet(folder / "candidates.parquet")
+    return {"arch": arch, "storage": st}
+
+
+def test_run_engine_measures_dense_and_sparse_bit_exact(tmp_path):
+    spec = tiny_table(tmp_path / "nas")
+    seen = []
+    runs = nd.run_engine(0, tmp_path / "nas", progress=lambda d, t, m="": seen.append((d, t)))
+    assert set(runs) == {"dense", "sparse"}
+    assert seen[-1] == (9, 9) and all(d <= t for d, t in seen)
+    names = [op.name for op in graph_of(spec["arch"]).ops]
+    for mode, run in runs.items():
+        assert run["bit_exact"] is True, mode
+        assert [r["name"] for r in run["layers"]] == names
+    dense, sp = ({r["name"]: r for r in runs[m]["layers"]} for m in ("dense", "sparse"))
+    for name in names:
+        want = spec["storage"].get(name, "-")
+        assert sp[name]["storage"] == want
+        assert dense[name]["storage"] == ("-" if want == "-" else "dense")
+        if want == "sparse":  # 90 % of the MACs skipped: at least 2x fewer estimated cycles
+            assert sp[name]["cycles"] * 2 < dense[name]["cycles"], name
+        elif want == "-":  # same kernel in both builds: identical counts
+            assert sp[name]["cycles"] == dense[name]["cycles"], name
+    table = nd.engine_layers(runs)
+    assert len(table) == 2 * len(names)

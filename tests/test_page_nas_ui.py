@@ -1,0 +1,85 @@
+"""The NAS explorer tab driven from Chromium (marked `ui`): open the tab, lower the SRAM budget with
+the keyboard on the slider handle, and check that the page's count of fitting candidates becomes the
+count recomputed from the shipped table, that the scatter shows the Pareto front and the colour
+scale, and that no JavaScript error was raised.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import REPO, _free_port, _wait_http
+from PIL import Image
+
+from core.io import data_dir
+
+pytestmark = pytest.mark.ui
+STEP_KB = 8  # the SRAM slider's step (NasExplorer.sram_kb)
+
+
+@pytest.fixture(scope="module")
+def nas_app(tmp_path_factory):
+    """`panel serve app` on a free port (Bokeh names the app after its directory: `/app`)."""
+    port = _free_port()
+    env = dict(os.environ, WORKBENCH_CACHE=str(tmp_path_factory.mktemp("served-cache")))
+    log_path = tmp_path_factory.mktemp("served-log") / "panel.log"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "panel", "serve", "app", "--address", "127.0.0.1", "--port", str(port),
+             "--allow-websocket-origin", f"127.0.0.1:{port}", "--num-procs", "1"],
+            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            _wait_http(f"http://127.0.0.1:{port}/app", proc)
+            yield f"http://127.0.0.1:{port}/app"
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    server_log = log_path.read_text()
+    assert "Traceback" not in server_log, server_log[-3000:]
+
+
+def fitting(table: pd.DataFrame, flash_kb: int, sram_kb: int) -> int:
+    return int(((table["flash_bytes"] <= flash_kb * 1024) & (table["sram_bytes"] <= sram_kb * 1024)).sum())
+
+
+def test_sram_slider_filters_the_candidates(nas_app, page, tmp_path):
+    table = pd.read_parquet(data_dir() / "nas" / "candidates.parquet")
+    # the fewest key presses that push the largest SRAM among the fitting candidates over budget
+    top = table.loc[table["sram_bytes"] <= 320 * 1024, "sram_bytes"].max() / 1024
+    presses = max(1, math.floor((320 - top) / STEP_KB) + 1)
+    budget = 320 - STEP_KB * presses
+    before, after = fitting(table, 1024, 320), fitting(table, 1024, budget)
+    assert after < before
+
+    page.goto(nas_app)
+    page.locator(".bk-tab", has_text="NAS explorer").first.click(timeout=60_000)
+    count = page.locator(".nas-fit-count").first
+    count.get_by_text(f"{before} of {len(table)}").wait_for(timeout=90_000)
+    page.locator(".nas-scatter canvas").first.wait_for(timeout=30_000)
+
+    handle = page.locator(".nas-sram-slider .noUi-handle").first
+    handle.focus()
+    for _ in range(presses):
+        handle.press("ArrowLeft")
+    count.get_by_text(f"{budget} KB SRAM").wait_for(timeout=60_000)
+    assert f"{after} of {len(table)}" in count.locator("p").first.inner_text()
+
+    page.wait_for_timeout(1500)  # let Bokeh redraw the points
+    shot = page.locator(".nas-scatter").first.screenshot(path=str(tmp_path / "nas_scatter.png"))
+    img = np.asarray(Image.open(io.BytesIO(shot)).convert("RGB")).astype(int)
+    red = np.all(np.abs(img - np.array([209, 73, 91])) < 40, axis=-1).sum()  # Pareto front, budget line
+    colourful = (img.max(axis=-1) - img.min(axis=-1) > 60).sum()  # viridis points and colour bar
+    assert red > 200, red
+    assert colourful > 2000, colourful
+    page.screenshot(path=str(tmp_path / "nas_page.png"))
+    assert page.js_errors == []
