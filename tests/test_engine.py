@@ -120,8 +120,9 @@ def test_memory_fault_names_layer_and_address(tmp_path):
     model = synth.single_op("linear", np.random.default_rng(0), n=2, cin=4, cout=4)
     prog = codegen.generate(model, tmp_path, codegen.choose_formats(model, "dense"))
     src = prog.sources[0].read_text()
-    bad = "  se_mark(0); /* layer: linear */\n  *(volatile int32_t *)0x30000000u = 1;\n"
-    (prog.sources[0]).write_text(src.replace("  se_mark(0); /* layer: linear */\n", bad))
+    mark = next(line for line in src.splitlines(keepends=True) if line.startswith("  se_mark(0);"))
+    bad = mark + "  *(volatile int32_t *)0x30000000u = 1; /* outside flash, SRAM and the marker page */\n"
+    prog.sources[0].write_text(src.replace(mark, bad))
     fw = toolchain.build(prog.sources, tmp_path)
     with pytest.raises(WorkbenchError, match=r"layer 0 \(layer\).*0x30000000"):
         codegen.execute(prog, fw, np.zeros(8, np.int8))
