@@ -310,14 +310,15 @@ class BurstTimeline(pn.viewable.Viewer):
         self._pane = pn.pane.HoloViews((frames * marker).opts(
             hv.opts.Overlay(yaxis=None, responsive=True, height=100, toolbar=None, show_legend=False,
                             title="sampling: coarse frames (ticks, every Δt) · fine bursts (bands, every δt)",
-                            fontsize={"title": 9})), height=100, sizing_mode="stretch_width", margin=(0, 10))
+                            fontsize={"title": 9})), height=100, sizing_mode="stretch_width", margin=(0, 10),
+            linked_axes=False)  # its time axis must not follow the plots' (a burst's space-time view)
 
     @staticmethod
     def _draw(data) -> hv.Overlay:
         times, bursts = data
         span = (float(times[0]), float(times[-1])) if len(times) else (0.0, 1.0)
         bands = hv.Rectangles([(b0, 0.0, b1, 1.0) for b0, b1 in bursts],
-                              kdims=["time", "y", "time_end", "y_end"])
+                              kdims=["time", "band", "time_end", "band_end"])
         ticks = hv.Spikes(np.asarray(times), kdims=["time"])
         # framewise: each dataset brings its own time axis
         overlay = (bands.opts(color="#f28e2b", alpha=0.45, line_alpha=0, framewise=True)
