@@ -132,7 +132,7 @@ def test_rollout_page_puts_live_frames_on_screen(page, served_app):
 @pytest.mark.ui
 def test_error_page_draws_curves(page, served_app):
     _open_tab(page, served_app, "Error accumulation")
-    page.get_by_text("quick look (4 fresh short trajectories)").click()
+    page.locator("input[type=checkbox]:visible").first.check()  # quick look
     _choose_models(page, ["euler", "rk4"], CHOICES)
     page.get_by_role("button", name="Compute").click()
     page.get_by_role("cell", name="rk4 (dt=Δt)").wait_for(timeout=240_000)

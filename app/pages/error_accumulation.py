@@ -202,14 +202,14 @@ def error_plot(m, metric: str, log_y: bool, threshold: float) -> hv.Overlay:
         color = PALETTE[i % len(PALETTE)]
         b = band(m[metric].sel(model=name))
         mean, std = b["mean"].values, b["std"].values
+        label = METRIC_LABELS[metric]
         if log_y:  # a log axis cannot show the band's non-positive lower edge
             lo = np.where(mean - std > 0, mean - std, mean / 10)
-            layers.append(hv.Area((t, lo, mean + std), vdims=["lo", "hi"]).opts(color=color, alpha=0.2,
-                                                                            line_alpha=0))
+            band_el = hv.Area((t, lo, mean + std), kdims=["time"], vdims=[label, f"{label} (upper)"])
         else:
-            layers.append(hv.Spread((t, mean, std)).opts(color=color, alpha=0.2, line_alpha=0))
-        layers.append(hv.Curve((t, mean), "time", METRIC_LABELS[metric], label=str(name)).opts(
-            color=color, line_width=2.5))
+            band_el = hv.Spread((t, mean, std), kdims=["time"], vdims=[label, f"{label} (std)"])
+        layers.append(band_el.opts(color=color, alpha=0.2, line_alpha=0))
+        layers.append(hv.Curve((t, mean), "time", label, label=str(name)).opts(color=color, line_width=2.5))
         h = float(hct(m["corr"].sel(model=name).mean("sample"), threshold))
         if h < t[-1]:
             layers.append(hv.VLine(h).opts(color=color, line_dash="dashed", line_width=1.5))
