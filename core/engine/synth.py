@@ -12,6 +12,7 @@ The reference the C kernels are compared with is `core.tinyformer.quant_ops.run_
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -121,156 +122,151 @@ def _selector(name: str, src: str, n: int, d: int, half: int, zp: int, out: str)
     )
 
 
-def single_op(
-    kind: str,
-    rng: np.random.Generator,
-    *,
-    h: int = 6,
-    w: int = 6,
-    cin: int = 8,
-    cout: int = 8,
-    k: int = 3,
-    stride: int = 1,
-    pad: int | None = None,
-    n: int = 8,
-    d: int = 8,
-    heads: int = 2,
-    act: str = "none",
-    sparsity: float = 0.0,
-    block: int = 1,
-) -> SynthModel:
-    """A program whose last op is `kind` with the given shape; weights pruned to `sparsity` in blocks."""
-    if kind not in KINDS:
-        raise unknown("op kind", kind, KINDS)
-    pad = k // 2 if pad is None else pad
-    tensors: dict[str, TensorSpec] = {}
-    qops: list[SynthQOp] = []
-    qin, qout = _qt(rng), _qt(rng)
-    lo, hi = qmath.activation_range(act, qout.scale, qout.zero_point)
+@dataclass(frozen=True)
+class OpShape:
+    """Shape and activation of the op under test (the keyword arguments of `single_op`)."""
 
-    def add_tensor(name: str, shape: tuple[int, ...]) -> str:
-        tensors[name] = TensorSpec(name, tuple(shape))
+    h: int = 6
+    w: int = 6
+    cin: int = 8
+    cout: int = 8
+    k: int = 3
+    stride: int = 1
+    pad: int | None = None
+    n: int = 8
+    d: int = 8
+    heads: int = 2
+    act: str = "none"
+    sparsity: float = 0.0
+    block: int = 1
+
+    @property
+    def padding(self) -> int:
+        return self.k // 2 if self.pad is None else self.pad
+
+
+class _Builder:
+    """Tensors and quantized ops of one synthetic program, plus the random quantization of its ends."""
+
+    def __init__(self, rng: np.random.Generator, shape: OpShape) -> None:
+        self.rng, self.s = rng, shape
+        self.tensors: dict[str, TensorSpec] = {}
+        self.qops: list[QOp] = []
+        self.qin, self.qout = _qt(rng), _qt(rng)
+        self.lo, self.hi = qmath.activation_range(shape.act, self.qout.scale, self.qout.zero_point)
+
+    def tensor(self, name: str, shape: tuple[int, ...]) -> str:
+        self.tensors[name] = TensorSpec(name, tuple(shape))
         return name
 
-    if kind in ("conv2d", "dwconv2d"):
-        x = add_tensor("input", (h, w, cin))
-        ho, wo = (h + 2 * pad - k) // stride + 1, (w + 2 * pad - k) // stride + 1
-        dw = kind == "dwconv2d"
-        c_out = cin if dw else cout
-        wshape = (cin, k, k, 1) if dw else (cout, k, k, cin)
-        wt = _weights(rng, wshape, sparsity, block, dw)
-        fan = k * k * (1 if dw else cin)
-        scale = rng.uniform(0.5, 2.0, c_out) / (60.0 * np.sqrt(fan))
-        m, s = _mult(scale)
-        op = Op(
-            "layer",
-            kind,
-            (x,),
-            add_tensor("layer", (ho, wo, c_out)),
-            {"kernel": (k, k), "stride": stride, "pad": pad, "act": act},
-            wshape,
-            ho * wo * c_out * fan,
-            int(np.prod(wshape)),
-            c_out,
-        )
-        qops.append(
-            SynthQOp(op, wt, rng.integers(-2000, 2000, c_out).astype(np.int32), m, s, (qin,), qout, lo, hi)
-        )
-    elif kind == "linear":
-        x = add_tensor("input", (n, cin))
-        wt = _weights(rng, (cout, cin), sparsity, block, False)
-        m, s = _mult(1.0 / (60.0 * np.sqrt(cin)))
-        op = Op(
-            "layer",
-            "linear",
-            (x,),
-            add_tensor("layer", (n, cout)),
-            {"act": act},
-            (cout, cin),
-            n * cin * cout,
-            cin * cout,
-            cout,
-        )
-        qops.append(
-            SynthQOp(op, wt, rng.integers(-2000, 2000, cout).astype(np.int32), m, s, (qin,), qout, lo, hi)
-        )
-    elif kind in ("matmul_qk", "matmul_av", "add"):
-        width = n * heads if kind == "matmul_av" else d
-        x = add_tensor("input", (n, 2 * width))
-        a_name, b_name = add_tensor("a", (n, width)), add_tensor("b", (n, width))
-        for half, name in ((0, a_name), (1, b_name)):
-            op, q = _selector(f"sel{half}", x, n, width, half, qin.zero_point, name)
-            qops.append(q)
-        qa = QT(0.05, qin.zero_point)
-        if kind == "matmul_qk":
-            m, s = _mult(1.0 / (30.0 * np.sqrt(d // heads)))
-            op = Op(
-                "layer",
-                kind,
-                (a_name, b_name),
-                add_tensor("layer", (heads, n, n)),
-                {"heads": heads},
-                macs=n * n * d,
-            )
-        elif kind == "matmul_av":
-            p = add_tensor("p", (heads, n, n))  # a view of the first half: (n, heads·n) -> (heads, n, n)
-            qops.append(SynthQOp(Op("p", "reshape", (a_name,), p)))
-            a_name = p
-            m, s = _mult(1.0 / (30.0 * np.sqrt(n)))
-            op = Op(
-                "layer",
-                kind,
-                (p, b_name),
-                add_tensor("layer", (n, width)),
-                {"heads": heads},
-                macs=n * n * width,
-            )
-        else:
-            op = Op("layer", "add", (a_name, b_name), add_tensor("layer", (n, width)), {"act": act})
-            qb = QT(float(rng.uniform(0.02, 0.1)), qin.zero_point)
-            par = qmath.add_multipliers(qa.scale, qb.scale, qout.scale)
-            mult = np.array([par["a_mult"], par["b_mult"], par["out_mult"]], np.int32)
-            shift = np.array([par["a_shift"], par["b_shift"], par["out_shift"]], np.int32)
-            qops.append(
-                SynthQOp(
-                    op, None, None, mult, shift, (qa, qb), qout, lo, hi, {"left_shift": qmath.ADD_LEFT_SHIFT}
-                )
-            )
-            return SynthModel(_graph(tensors, qops, x), tuple(qops))
-        qops.append(SynthQOp(op, None, None, m, s, (qa, qa), qout, lo, hi))
-    elif kind == "softmax":
-        x = add_tensor("input", (heads, n, n))
-        op = Op("layer", "softmax", (x,), add_tensor("layer", (heads, n, n)), {"axis": -1, "inplace": True})
-        qops.append(
-            SynthQOp(op, in_q=(qin,), out_q=QT(1 / 256, -128), extra={"lut": qmath.softmax_lut(qin.scale)})
-        )
+    def model(self) -> SynthModel:
+        graph = Graph(tensors=dict(self.tensors), ops=tuple(q.op for q in self.qops), input="input",
+                      output=self.qops[-1].op.output)
+        return SynthModel(graph, tuple(self.qops))
+
+
+def _conv(b: _Builder, kind: str) -> None:
+    s, rng = b.s, b.rng
+    x = b.tensor("input", (s.h, s.w, s.cin))
+    pad = s.padding
+    ho, wo = (s.h + 2 * pad - s.k) // s.stride + 1, (s.w + 2 * pad - s.k) // s.stride + 1
+    dw = kind == "dwconv2d"
+    c_out = s.cin if dw else s.cout
+    wshape = (s.cin, s.k, s.k, 1) if dw else (s.cout, s.k, s.k, s.cin)
+    wt = _weights(rng, wshape, s.sparsity, s.block, dw)
+    fan = s.k * s.k * (1 if dw else s.cin)
+    m, sh = _mult(rng.uniform(0.5, 2.0, c_out) / (60.0 * np.sqrt(fan)))
+    attrs = {"kernel": (s.k, s.k), "stride": s.stride, "pad": pad, "act": s.act}
+    op = Op("layer", kind, (x,), b.tensor("layer", (ho, wo, c_out)), attrs, wshape, ho * wo * c_out * fan,
+            int(np.prod(wshape)), c_out)
+    bias = rng.integers(-2000, 2000, c_out).astype(np.int32)
+    b.qops.append(SynthQOp(op, wt, bias, m, sh, (b.qin,), b.qout, b.lo, b.hi))
+
+
+def _linear(b: _Builder, kind: str) -> None:
+    s, rng = b.s, b.rng
+    x = b.tensor("input", (s.n, s.cin))
+    wt = _weights(rng, (s.cout, s.cin), s.sparsity, s.block, False)
+    m, sh = _mult(1.0 / (60.0 * np.sqrt(s.cin)))
+    op = Op("layer", "linear", (x,), b.tensor("layer", (s.n, s.cout)), {"act": s.act}, (s.cout, s.cin),
+            s.n * s.cin * s.cout, s.cin * s.cout, s.cout)
+    bias = rng.integers(-2000, 2000, s.cout).astype(np.int32)
+    b.qops.append(SynthQOp(op, wt, bias, m, sh, (b.qin,), b.qout, b.lo, b.hi))
+
+
+def _two_inputs(b: _Builder, kind: str) -> None:
+    """matmul_qk, matmul_av, add: both operands selected exactly from one (N, 2·width) input."""
+    s, rng = b.s, b.rng
+    n, heads = s.n, s.heads
+    width = n * heads if kind == "matmul_av" else s.d
+    x = b.tensor("input", (n, 2 * width))
+    a_name, b_name = b.tensor("a", (n, width)), b.tensor("b", (n, width))
+    for half, name in ((0, a_name), (1, b_name)):
+        b.qops.append(_selector(f"sel{half}", x, n, width, half, b.qin.zero_point, name)[1])
+    qa = QT(0.05, b.qin.zero_point)
+    if kind == "add":
+        op = Op("layer", "add", (a_name, b_name), b.tensor("layer", (n, width)), {"act": s.act})
+        qb = QT(float(rng.uniform(0.02, 0.1)), b.qin.zero_point)
+        par = qmath.add_multipliers(qa.scale, qb.scale, b.qout.scale)
+        mult = np.array([par["a_mult"], par["b_mult"], par["out_mult"]], np.int32)
+        shift = np.array([par["a_shift"], par["b_shift"], par["out_shift"]], np.int32)
+        b.qops.append(SynthQOp(op, None, None, mult, shift, (qa, qb), b.qout, b.lo, b.hi,
+                               {"left_shift": qmath.ADD_LEFT_SHIFT}))
+        return
+    if kind == "matmul_qk":
+        m, sh = _mult(1.0 / (30.0 * np.sqrt(s.d // heads)))
+        op = Op("layer", kind, (a_name, b_name), b.tensor("layer", (heads, n, n)), {"heads": heads},
+                macs=n * n * s.d)
+    else:
+        p = b.tensor("p", (heads, n, n))  # a view of the first half: (n, heads·n) -> (heads, n, n)
+        b.qops.append(SynthQOp(Op("p", "reshape", (a_name,), p)))
+        m, sh = _mult(1.0 / (30.0 * np.sqrt(n)))
+        out = b.tensor("layer", (n, width))
+        op = Op("layer", kind, (p, b_name), out, {"heads": heads}, macs=n * n * width)
+    b.qops.append(SynthQOp(op, None, None, m, sh, (qa, qa), b.qout, b.lo, b.hi))
+
+
+def _elementwise(b: _Builder, kind: str) -> None:
+    """softmax, layernorm, maxpool, avgpool."""
+    s, rng = b.s, b.rng
+    if kind == "softmax":
+        x = b.tensor("input", (s.heads, s.n, s.n))
+        out = b.tensor("layer", (s.heads, s.n, s.n))
+        op = Op("layer", "softmax", (x,), out, {"axis": -1, "inplace": True})
+        b.qops.append(SynthQOp(op, in_q=(b.qin,), out_q=QT(1 / 256, -128),
+                               extra={"lut": qmath.softmax_lut(b.qin.scale)}))
     elif kind == "layernorm":
-        x = add_tensor("input", (n, d))
-        op = Op("layer", "layernorm", (x,), add_tensor("layer", (n, d)), {}, (d,), 0, d, d)
-        gamma = rng.integers(-3000, 3000, d).astype(np.int32)
-        beta = rng.integers(-20000, 20000, d).astype(np.int32)
-        m, s = _mult(2.0**-10 / 40.0)
-        qops.append(SynthQOp(op, gamma, beta, m, s, (qin,), qout, lo, hi))
-    else:  # pooling
-        x = add_tensor("input", (h, w, cin))
-        if kind == "maxpool":
-            op = Op(
-                "layer",
-                "maxpool",
-                (x,),
-                add_tensor("layer", (h // 2, w // 2, cin)),
-                {"kernel": (2, 2), "stride": 2, "pad": 0},
-            )
-        else:
-            op = Op(
-                "layer", "avgpool", (x,), add_tensor("layer", (1, cin)), {"kernel": (h, w), "global": True}
-            )
-        qops.append(SynthQOp(op, in_q=(qin,), out_q=qin))
-    return SynthModel(_graph(tensors, qops, "input"), tuple(qops))
+        x = b.tensor("input", (s.n, s.d))
+        op = Op("layer", "layernorm", (x,), b.tensor("layer", (s.n, s.d)), {}, (s.d,), 0, s.d, s.d)
+        gamma = rng.integers(-3000, 3000, s.d).astype(np.int32)
+        beta = rng.integers(-20000, 20000, s.d).astype(np.int32)
+        m, sh = _mult(2.0**-10 / 40.0)
+        b.qops.append(SynthQOp(op, gamma, beta, m, sh, (b.qin,), b.qout, b.lo, b.hi))
+    elif kind == "maxpool":
+        x = b.tensor("input", (s.h, s.w, s.cin))
+        op = Op("layer", "maxpool", (x,), b.tensor("layer", (s.h // 2, s.w // 2, s.cin)),
+                {"kernel": (2, 2), "stride": 2, "pad": 0})
+        b.qops.append(SynthQOp(op, in_q=(b.qin,), out_q=b.qin))
+    else:
+        x = b.tensor("input", (s.h, s.w, s.cin))
+        out = b.tensor("layer", (1, s.cin))
+        op = Op("layer", "avgpool", (x,), out, {"kernel": (s.h, s.w), "global": True})
+        b.qops.append(SynthQOp(op, in_q=(b.qin,), out_q=b.qin))
 
 
-def _graph(tensors: dict[str, TensorSpec], qops: list[SynthQOp], inp: str) -> Graph:
-    return Graph(tensors=dict(tensors), ops=tuple(q.op for q in qops), input=inp, output=qops[-1].op.output)
+_BUILD = {"conv2d": _conv, "dwconv2d": _conv, "linear": _linear, "matmul_qk": _two_inputs,
+          "matmul_av": _two_inputs, "add": _two_inputs, "softmax": _elementwise, "layernorm": _elementwise,
+          "maxpool": _elementwise, "avgpool": _elementwise}
+
+
+def single_op(kind: str, rng: np.random.Generator, **shape: Any) -> SynthModel:
+    """A program whose last op is `kind`; `shape` holds `OpShape` fields (weights pruned to `sparsity`
+    in blocks of `block`)."""
+    if kind not in KINDS:
+        raise unknown("op kind", kind, KINDS)
+    b = _Builder(rng, OpShape(**shape))
+    _BUILD[kind](b, kind)
+    return b.model()
 
 
 def reference_op(qop: QOp, inputs: list[np.ndarray]) -> np.ndarray:
