@@ -105,7 +105,7 @@ def drawn(rgb: np.ndarray, background=(255, 255, 255)) -> tuple[float, int, floa
 
 # ------------------------------------------------------------------------------- browser tests --
 @pytest.mark.ui
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(120)  # typically 5-25 s; the limit only guards against a hang
 def test_page_loads_without_errors(page, served_app):
     load(page, served_app)
     assert page.title() == TITLE
@@ -115,7 +115,7 @@ def test_page_loads_without_errors(page, served_app):
 
 
 @pytest.mark.ui
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(120)  # typically 5-25 s; the limit only guards against a hang
 def test_generate_2d_draws_the_field_and_scrubs(page, served_app):
     load(page, served_app)
     generate(page, "grayscott2d", "32", 21)
@@ -135,7 +135,7 @@ def test_generate_2d_draws_the_field_and_scrubs(page, served_app):
 
 
 @pytest.mark.ui
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(120)  # typically 5-25 s; the limit only guards against a hang
 def test_generate_3d_draws_iso_surface_and_volume(page, served_app):
     load(page, served_app)
     generate(page, "grayscott3d", "16", 6)
@@ -155,7 +155,7 @@ def test_generate_3d_draws_iso_surface_and_volume(page, served_app):
 
 
 @pytest.mark.ui
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(120)  # typically 5-25 s; the limit only guards against a hang
 def test_bad_setting_shows_a_notification_not_a_traceback(page, served_app):
     load(page, served_app)
     page.locator('select:has(option:text-is("grayscott2d"))').select_option("fhn2d")
