@@ -58,7 +58,7 @@ def served_app(tmp_path_factory):
          "--allow-websocket-origin", f"127.0.0.1:{port}", "--num-procs", "1"],
         cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
     )
-    url = f"http://127.0.0.1:{port}/main"
+    url = f"http://127.0.0.1:{port}/app"
     try:
         _wait_http(url, proc)
         yield url
