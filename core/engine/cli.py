@@ -32,62 +32,52 @@ def main(args: argparse.Namespace) -> int:
 
     from core.engine import models
     from core.engine.pipeline import deploy
-    from core.io import data_dir, markdown_table, tqdm_progress, write_json_atomic, write_result
+    from core.io import data_dir, tqdm_progress
 
     if args.candidate < 0:
         raise WorkbenchError(f"candidate id {args.candidate} must be >= 0")
-    out = data_dir() / "engine" / str(args.candidate)
     build_dir = data_dir() / "engine" / "build" / str(args.candidate)
     with tqdm_progress(f"engine {args.action} {args.candidate}") as progress:
         qm, row = models.candidate(args.candidate)
-        shape = qm.graph.tensors[qm.graph.input].shape
-        x = np.random.default_rng(args.seed).integers(-128, 128, size=shape).astype(np.int8)
         if args.action == "build":
             from core.engine.codegen import choose_formats, generate
             from core.engine.toolchain import build
 
             program = generate(qm, build_dir, choose_formats(qm, args.sparse))
             fw = build(program.sources, build_dir)
-            summary = {
-                "flash_bytes": fw.flash_bytes,
-                "sram_bytes": fw.sram_bytes,
-                "arena_bytes": program.arena_bytes,
-                "sections": fw.sections,
-            }
+            summary = {"flash_bytes": fw.flash_bytes, "sram_bytes": fw.sram_bytes,
+                       "arena_bytes": program.arena_bytes, "sections": fw.sections}
             rows = []
         else:
+            shape = qm.graph.tensors[qm.graph.input].shape
+            x = np.random.default_rng(args.seed).integers(-128, 128, size=shape).astype(np.int8)
             dep = deploy(qm, build_dir, x, args.sparse, compare=args.action == "compare", progress=progress)
             summary, rows = dep.summary(), dep.layers
-    manifest = {
-        "candidate": args.candidate,
-        "action": args.action,
-        "sparse": args.sparse,
-        "seed": args.seed,
-        "weights": row.get("weights"),
-        "arch": row["arch"],
-        "build_dir": str(build_dir.relative_to(data_dir())),
-        **summary,
-        "layers": [vars(r) for r in rows],
-    }
+    _write(args, row, build_dir, summary, rows)
+    if args.action == "compare" and not summary.get("bit_exact"):
+        bad = [r.name for r in rows if r.exact is False]
+        raise WorkbenchError(f"the emulated model differs from the integer reference in layers: "
+                             f"{', '.join(bad)}")
+    return 0
+
+
+def _write(args: argparse.Namespace, row: dict, build_dir, summary: dict, rows: list) -> None:
+    """data/engine/<id>/manifest.json (+ engine_<action>.md/.json) and the table on stdout."""
+    from core.io import data_dir, markdown_table, write_json_atomic, write_result
+
+    out = data_dir() / "engine" / str(args.candidate)
+    manifest = {"candidate": args.candidate, "action": args.action, "sparse": args.sparse, "seed": args.seed,
+                "weights": row.get("weights"), "arch": row["arch"],
+                "build_dir": str(build_dir.relative_to(data_dir())), **summary,
+                "layers": [vars(r) for r in rows]}
     write_json_atomic(out / "manifest.json", manifest)
-    table = markdown_table(
-        ["layer", "kind", "storage", "MACs", "instructions", "est. cycles", "bit-exact"],
-        [[r.name, r.kind, r.storage, r.macs, r.instructions, r.cycles, r.exact] for r in rows],
-    )
+    cells = [[r.name, r.kind, r.storage, r.macs, r.instructions, r.cycles, r.exact] for r in rows]
+    heads = ["layer", "kind", "storage", "MACs", "instructions", "est. cycles", "bit-exact"]
+    table = markdown_table(heads, cells)
     head = "\n".join(f"- {k}: {v}" for k, v in summary.items() if k != "sections")
-    write_result(
-        f"engine_{args.action}",
-        f"# engine {args.action} candidate {args.candidate}\n\n{head}\n\n{table}",
-        {"summary": summary},
-        vars(args) | {"func": None},
-        folder=out,
-    )
+    title = f"# engine {args.action} candidate {args.candidate}"
+    write_result(f"engine_{args.action}", f"{title}\n\n{head}\n\n{table}", {"summary": summary},
+                 vars(args) | {"func": None}, folder=out)
     print(head)
     if rows:
         print(table)
-    if args.action == "compare" and not summary.get("bit_exact"):
-        bad = [r.name for r in rows if r.exact is False]
-        raise WorkbenchError(
-            f"the emulated model differs from the integer reference in layers: {', '.join(bad)}"
-        )
-    return 0
