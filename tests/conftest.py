@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -49,26 +50,33 @@ def _wait_http(url: str, proc: subprocess.Popen, timeout: float = 120.0) -> None
 
 @pytest.fixture(scope="session")
 def served_app(tmp_path_factory):
-    """`panel serve app` on a free loopback port; yields the page URL."""
+    """`panel serve app` on a free loopback port; yields the page URL (`/app`: Bokeh names a directory
+    app after the directory). At teardown, fails if any traceback escaped a session into the server
+    log; a browser closing mid-message (StreamClosedError / WebSocketClosedError) is the client
+    leaving, not a fault of the app."""
     port = _free_port()
     env = dict(os.environ, WORKBENCH_CACHE=str(tmp_path_factory.mktemp("served-cache")))
-    log = open(tmp_path_factory.mktemp("served-log") / "panel.log", "w")  # noqa: SIM115
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "panel", "serve", "app", "--address", "127.0.0.1", "--port", str(port),
-         "--allow-websocket-origin", f"127.0.0.1:{port}", "--num-procs", "1"],
-        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}/app"
-    try:
-        _wait_http(url, proc)
-        yield url
-    finally:
-        proc.terminate()
+    log_path = tmp_path_factory.mktemp("served-log") / "panel.log"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "panel", "serve", "app", "--address", "127.0.0.1", "--port", str(port),
+             "--allow-websocket-origin", f"127.0.0.1:{port}", "--num-procs", "1"],
+            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
+        url = f"http://127.0.0.1:{port}/app"
         try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+            _wait_http(url, proc)
+            yield url
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    tracebacks = re.findall(r"^Traceback \(most recent call last\):\n(?:(?!\d{4}-\d\d-\d\d ).*\n?)*",
+                            log_path.read_text(), flags=re.M)
+    escaped = [t for t in tracebacks if not re.search(r"(StreamClosedError|WebSocketClosedError)", t)]
+    assert escaped == [], escaped[0][-3000:]
 
 
 def chromium_path() -> str | None:
