@@ -70,3 +70,17 @@ def test_cli_compare_writes_manifest(nas_data, capsys):
 def test_cli_unknown_candidate(nas_data):
     with pytest.raises(WorkbenchError, match="candidate id 5 is not in"):
         cli.main(argparse.Namespace(action="build", candidate=5, sparse="auto", seed=0))
+
+
+def test_bench_engine_small_config():
+    """One kernel, one sparsity: the sparse kernel agrees with the reference and beats dense at 90%."""
+    from core.engine import bench
+
+    res = bench.run(bench.BenchConfig(sparsities=(0.9,), kernels=("conv1x1 64ch 8x8",), whole_model=False))
+    rows = res["kernels"]
+    assert len(rows) == 2 and all(r["mismatches"] == 0 for r in rows)  # blocks 1 and 4
+    assert all(r["speedup"] > 2 for r in rows)
+    assert res["emulator_ips"] > 0
+    names = [t[0] for t in bench.targets(res)]
+    assert "dense conv1x1 <= 2 cyc/MAC" in names
+    assert "| conv1x1 64ch 8x8 | 4 | 0.9 |" in bench.markdown(res)
