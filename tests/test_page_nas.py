@@ -165,3 +165,38 @@ def test_run_engine_measures_dense_and_sparse_bit_exact(tmp_path):
             assert sp[name]["cycles"] == dense[name]["cycles"], name
     table = nd.engine_layers(runs)
     assert len(table) == 2 * len(names)
+
+
+class FakeNotifications:
+    """Stands in for `pn.state.notifications` (only present in a served session)."""
+
+    def __init__(self):
+        self.errors: list[str] = []
+
+    def error(self, message, duration=0):
+        self.errors.append(message)
+
+    def info(self, message, duration=0):
+        pass
+
+
+def test_supernas_rerun_at_the_slider_budgets_and_refusal(page, monkeypatch):
+    notes = FakeNotifications()
+    monkeypatch.setattr(type(pn.state), "notifications", property(lambda self: notes))
+    shipped = page.supernas
+    try:
+        page.param.update(flash_kb=512, sram_kb=256)
+        assert page.rerun_supernas() and page.runner.wait(120)
+        res = page.supernas
+        assert (res["flash_budget"], res["sram_budget"]) == (512 * 1024, 256 * 1024)
+        eligible = [r for r in res["spaces"] if r["eligible"]]
+        assert res["best"] == max(eligible, key=lambda r: (r["mean_mmacs"], r["p80_mmacs"]))["space"]
+        assert f"SuperNAS picked **{res['best']}**" in page.cdf_text.object
+        assert "512 KB flash and 256 KB SRAM" in page.cdf_text.object
+        page.param.update(flash_kb=16, sram_kb=16)  # nothing fits: one sentence, as a notification
+        assert page.rerun_supernas() and page.runner.wait(120)
+        assert "smallest reachable" in page.error and notes.errors[-1] == page.error
+        assert page.supernas is res  # the last good result stays on screen
+    finally:
+        page.param.update(flash_kb=1024, sram_kb=320)
+        page.supernas = shipped

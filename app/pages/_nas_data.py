@@ -63,6 +63,14 @@ def load_supernas(nas_dir: Path | None = None) -> dict[str, Any] | None:
     return read_result(path) if path.is_file() else None
 
 
+def made_by(nas_dir: Path | None = None, artefact: str = "candidates.parquet") -> str | None:
+    """The command that wrote `artefact`, from the folder's manifest (None when not recorded)."""
+    path = Path(nas_dir or nas_folder()) / "manifest.json"
+    if not path.is_file():
+        return None
+    return json.loads(path.read_text()).get("artefacts", {}).get(artefact, {}).get("command")
+
+
 def candidate(table: pd.DataFrame, cid: int) -> dict[str, Any]:
     """Row `cid` as a dict with the JSON columns parsed."""
     hit = table[table["id"] == cid]

@@ -179,10 +179,10 @@ def _align(plot, _element) -> None:
     plot.state.min_border_left = 80
 
 
-def layer_bars(layers: pd.DataFrame, sram_budget_kb: float) -> list[hv.Element]:
+def layer_bars(layers: pd.DataFrame, sram_kb: float = 320.0) -> list[hv.Element]:
     """Four bar charts over the ops in execution order (one pane each, x axes linked by the page):
-    flash, live SRAM, MACs, sparsity. Value dimensions are named apart from the scatter's
-    (`flash_kb`...) so Panel does not link them to its axes."""
+    flash, live SRAM (dashed: the STM32F746's `sram_kb`), MACs, sparsity. Value dimensions are named
+    apart from the scatter's (`flash_kb`...) so Panel does not link them to its axes."""
     df = layers.copy()
     df["layer flash (KB)"] = df["flash_bytes"] / 1024
     df["live SRAM (KB)"] = df["sram_bytes"] / 1024
@@ -199,8 +199,8 @@ def layer_bars(layers: pd.DataFrame, sram_budget_kb: float) -> list[hv.Element]:
     sram = (hv.Bars(df, kdims=["op"], vdims=["live SRAM (KB)", "at_peak", "kind"]).opts(
         color="at_peak", cmap={"peak": ALERT, "live": ACCENT},
         title=f"live activations + scratch while each op runs (peak {df['live SRAM (KB)'].max():.1f} KB in "
-              f"red; dashed: {sram_budget_kb:g} KB budget)", **upper)
-        * hv.HLine(sram_budget_kb).opts(color=ALERT, line_dash="dashed"))
+              f"red; dashed: the {sram_kb:g} KB of the STM32F746)", **upper)
+        * hv.HLine(sram_kb).opts(color=ALERT, line_dash="dashed"))
     macs = hv.Bars(df, kdims=["op"], vdims=["MACs (M)", "kind"]).opts(
         color=ACCENT, title="MACs (dense count)", **upper)
     spars = hv.Bars(df, kdims=["op"], vdims=["sparsity", "b", "storage"]).opts(

@@ -23,7 +23,7 @@ import param
 from core.errors import WorkbenchError
 from pages import _nas_data as nd
 from pages import _nas_views as nv
-from pages._widgets import TaskRunner, info_table, notify_error, on_session_end
+from pages._widgets import TaskRunner, info_table, on_session_end
 
 TITLE = "NAS explorer"
 EXTENSIONS: tuple[str, ...] = ("tabulator",)
@@ -147,7 +147,7 @@ class NasExplorer(pn.viewable.Viewer):
         row = self.rows[self.candidate]
         layers = nd.layer_table(row)
         self.diagram.object = nv.arch_diagram(row["arch"], layers, nd.block_shapes(row["arch"]))
-        for pane, element in zip(self.bars, nv.layer_bars(layers, self.sram_kb), strict=True):
+        for pane, element in zip(self.bars, nv.layer_bars(layers), strict=True):
             pane.object = element
         self.summary.object = info_table(self._summary(row, layers))
         self.arch_json.object = row["arch"]
@@ -257,10 +257,6 @@ class NasExplorer(pn.viewable.Viewer):
         self.cdf_text.object = nv.supernas_sentence(self.supernas)
         self.cdf_table.value = nv.supernas_table(self.supernas)
 
-    def _fail(self, message: str) -> None:
-        self.error = message
-        notify_error(message)
-
     # ---------------------------------------------------------------------------------- layout --
     def _build_panes(self) -> None:
         md = dict(sizing_mode="stretch_width")
@@ -320,10 +316,14 @@ class NasExplorer(pn.viewable.Viewer):
             pn.widgets.Select.from_param(self.param.candidate, name="candidate (or click a point)"),
             self.run_button, self.runner,
             "### SuperNAS", sn,
-            pn.pane.Markdown(f"Table: `{Path(self.nas_dir or nd.nas_folder()) / 'candidates.parquet'}` "
-                             f"({len(self.table)} candidates, {self.dataset})",
-                             styles={"font-size": "0.85em"}),
+            pn.pane.Markdown(self._source(), styles={"font-size": "0.85em"}),
             sizing_mode="stretch_width")
+
+    def _source(self) -> str:
+        path = Path(self.nas_dir or nd.nas_folder()) / "candidates.parquet"
+        cmd = nd.made_by(self.nas_dir)
+        return (f"Table: `{path}` ({len(self.table)} candidates, {self.dataset})"
+                + (f", made by `{cmd}`" if cmd else ""))
 
     def sidebar(self) -> pn.viewable.Viewable:
         return self._sidebar
