@@ -199,7 +199,10 @@ def _measure(argv: list[str] | None = None) -> None:
               f"{r['ws_messages']} websocket messages, {len(errors)} JS errors")
     finally:
         proc.terminate()
-        proc.wait(10)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
 
 if __name__ == "__main__":
