@@ -22,6 +22,27 @@ from core.io import data_dir
 
 pytestmark = pytest.mark.ui
 STEP_KB = 8  # the SRAM slider's step (NasExplorer.sram_kb)
+#: screen position of the last candidate in the flash scatter, from the Bokeh views' own scales
+LAST_POINT_JS = """
+() => {
+  let hit = null;
+  const walk = (v) => {
+    if (v.frame && v.renderer_views && v.model.title && v.model.title.text.includes("flash")) {
+      for (const rv of v.renderer_views.values()) {
+        const d = rv.model.data_source && rv.model.data_source.data;
+        if (d && d.id && d.alpha) {
+          const i = d.id.length - 1, box = v.el.getBoundingClientRect();
+          hit = {id: d.id[i], x: box.left + v.frame.x_scale.compute(d.flash_kb[i]),
+                 y: box.top + v.frame.y_scale.compute(d.accuracy[i])};
+        }
+      }
+    }
+    if (v.child_views) for (const c of v.child_views) walk(c);
+  };
+  for (const root of Object.values(Bokeh.index)) walk(root);
+  return hit;
+}
+"""
 
 
 @pytest.fixture(scope="module")
@@ -82,4 +103,17 @@ def test_sram_slider_filters_the_candidates(nas_app, page, tmp_path):
     assert red > 200, red
     assert colourful > 2000, colourful
     page.screenshot(path=str(tmp_path / "nas_page.png"))
+
+    # a click on a point selects that candidate (dropdown and detail follow)
+    hit = page.evaluate(LAST_POINT_JS)
+    assert hit is not None and int(hit["id"]) != int(table["id"].min())
+    page.mouse.click(hit["x"], hit["y"])
+    select = page.locator("select").first
+    for _ in range(40):
+        if select.input_value().startswith(f"#{int(hit['id'])} "):
+            break
+        page.wait_for_timeout(250)
+    assert select.input_value().startswith(f"#{int(hit['id'])} ")
+    page.get_by_text(f"Candidate #{int(hit['id'])}", exact=True).wait_for(timeout=60_000)
+    page.wait_for_timeout(2000)  # let the server finish sending the detail views before the tab closes
     assert page.js_errors == []

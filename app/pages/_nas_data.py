@@ -197,7 +197,7 @@ def engine_runs(cid: int, engine_dir: Path | None = None) -> dict[str, dict[str,
     if not doc.get("layers"):  # `engine build` only: sizes, no per-layer counts
         return {}
     mode = "dense" if doc.get("sparse") == "dense" else "sparse"
-    return {mode: {**doc, "source": str(path)}}
+    return {mode: {**doc, "source": f"{path} (`engine {doc.get('action')} --sparse {doc.get('sparse')}`)"}}
 
 
 def run_engine(cid: int, nas_dir: Path | None = None, progress: Progress = no_progress,

@@ -102,15 +102,16 @@ def supernas_sentence(result: dict[str, Any]) -> str:
             f"(80th percentile {b['p80_mmacs']:.1f} M), "
             f"the most of the {len(ranked)} eligible spaces.{other} Within a memory budget accuracy grows "
             f"with computation (MCUNet's observation), so the space whose fitting subnets can afford the "
-            f"most MACs -- the curve furthest right -- is searched. Spaces where fewer than a handful of "
+            f"most MACs (the curve furthest right) is searched. Spaces where fewer than a handful of "
             f"samples fit are not eligible.")
 
 
 def supernas_table(result: dict[str, Any]) -> pd.DataFrame:
     df = pd.DataFrame(result["spaces"]).sort_values("mean_mmacs", ascending=False)
     df["fit"] = [f"{r.fitting}/{r.samples}" for r in df.itertuples()]
-    cols = ["space", "fit", "mean_mmacs", "p80_mmacs", "min_flash_kb", "min_sram_kb", "eligible"]
-    return df[cols].round(2).reset_index(drop=True)
+    cols = {"space": "space", "fit": "fit", "mean_mmacs": "mean MMACs", "p80_mmacs": "p80 MMACs",
+            "min_flash_kb": "min flash KB", "min_sram_kb": "min SRAM KB", "eligible": "eligible"}
+    return df[list(cols)].round(2).rename(columns=cols).reset_index(drop=True)
 
 
 # --------------------------------------------------------------------------------- arch diagram --
