@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import math
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from core.errors import WorkbenchError
-from core.io import Progress, cache_dir, data_dir, no_progress
+from core.io import Progress, cache_dir, data_dir, ensure_writable_dir, no_progress
 
 #: how each dataset is named in titles
 DATASET_LABELS = {"shapes10": "shapes10 (procedural, offline)", "cifar10": "CIFAR-10"}
@@ -215,13 +216,16 @@ def run_engine(cid: int, nas_dir: Path | None = None, progress: Progress = no_pr
     x = np.random.default_rng(seed).integers(-128, 128, size=shape).astype(np.int8)  # same as the CLI
     searched = {op: int(row["block"][op]) for op, s in (row.get("storage") or {}).items() if s == "sparse"}
     out = {}
-    for k, (mode, fmt) in enumerate((("dense", "dense"), ("sparse", searched))):
-        def sub(done: int, total: int, message: str = "", k: int = k, mode: str = mode) -> None:
-            progress(1 + 4 * k + done, 9, f"{mode}: {message}")
+    # a private build folder per run: two sessions may emulate the same candidate at once
+    folder = ensure_writable_dir(cache_dir() / "engine-ui")
+    with tempfile.TemporaryDirectory(prefix=f"candidate{int(cid)}-", dir=folder) as work:
+        for k, (mode, fmt) in enumerate((("dense", "dense"), ("sparse", searched))):
+            def sub(done: int, total: int, message: str = "", k: int = k, mode: str = mode) -> None:
+                progress(1 + 4 * k + done, 9, f"{mode}: {message}")
 
-        dep = deploy(qm, cache_dir() / "engine-ui" / str(int(cid)) / mode, x, fmt, compare=True, progress=sub)
-        out[mode] = {**dep.summary(), "layers": [vars(r) for r in dep.layers], "weights": row.get("weights"),
-                     "source": "run in this session"}
+            dep = deploy(qm, Path(work) / mode, x, fmt, compare=True, progress=sub)
+            out[mode] = {**dep.summary(), "layers": [vars(r) for r in dep.layers],
+                         "weights": row.get("weights"), "source": "run in this session"}
     return out
 
 
