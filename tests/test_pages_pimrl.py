@@ -19,7 +19,6 @@ from pages import _stream_views as sv  # noqa: E402
 from pages import error_accumulation as ea  # noqa: E402
 from pages import rollout as ro  # noqa: E402
 
-import core.pimrl  # noqa: E402, F401  -- initialise core.pimrl before core.baselines
 from core.datasets import generate, trajectories  # noqa: E402
 
 

@@ -16,7 +16,6 @@ import time
 import numpy as np
 import pytest
 
-import core.pimrl  # noqa: F401  -- initialise core.pimrl before core.baselines
 from core.baselines.numerical import SCHEMES
 from core.pimrl import MODELS
 

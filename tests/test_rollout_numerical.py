@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import torch
 
-import core.pimrl  # noqa: F401  -- import order: core.baselines needs core.pimrl initialised first
 from core import metrics
 from core.baselines.numerical import NumericalConfig, NumericalScheme
 from core.errors import WorkbenchError

@@ -24,7 +24,6 @@ import numpy as np
 import panel as pn
 import param
 
-import core.pimrl  # noqa: F401  -- initialise core.pimrl before core.baselines (their import cycle)
 from core.baselines.numerical import SCHEMES
 from core.errors import WorkbenchError
 from core.physics import PRESETS, SYSTEMS
