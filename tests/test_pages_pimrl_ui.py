@@ -23,40 +23,6 @@ from core.pimrl import MODELS
 CHOICES = MODELS + SCHEMES
 
 
-@pytest.fixture(scope="module")
-def served_app(tmp_path_factory):
-    """`panel serve app` on a free port; yields the page URL (Bokeh names a directory app after the
-    directory: `/app`, not conftest's `/main`). Afterwards no traceback may have escaped a session."""
-    import os
-    import subprocess
-    import sys
-
-    from conftest import REPO, _free_port, _wait_http
-
-    port = _free_port()
-    env = dict(os.environ, WORKBENCH_CACHE=str(tmp_path_factory.mktemp("served-cache")))
-    log_path = tmp_path_factory.mktemp("served-log") / "panel.log"
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "panel", "serve", "app", "--address", "127.0.0.1", "--port", str(port),
-             "--allow-websocket-origin", f"127.0.0.1:{port}", "--num-procs", "1"],
-            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-        url = f"http://127.0.0.1:{port}/app"
-        try:
-            _wait_http(url, proc)
-            yield url
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-    tracebacks = re.findall(r"^Traceback \(most recent call last\):\n(?:(?!\d{4}-\d\d-\d\d ).*\n?)*",
-                            log_path.read_text(), flags=re.M)
-    escaped = [t for t in tracebacks if not re.search(r"(StreamClosedError|WebSocketClosedError)", t)]
-    assert escaped == [], escaped[0][-3000:]
-
-
 def _pixels(png: bytes) -> tuple[float, int]:
     """(std of the pixel values, number of distinct colours) of a PNG screenshot."""
     from PIL import Image
