@@ -40,7 +40,7 @@ def candidate_points(df: pd.DataFrame, x: str, clim: tuple[float, float], color_
         clabel=color_label, alpha="alpha", size=11, line_color="#333333", line_width=0.6,
         tools=["hover", "tap"], hover_tooltips=tips, nonselection_alpha=1.0, selection_alpha=1.0,
         selection_line_color=ALERT, responsive=True, height=370, show_grid=True, title=title,
-        legend_position="bottom_right", xlabel=COST_LABELS[x], ylabel="accuracy (search, float)",
+        show_legend=False, xlabel=COST_LABELS[x], ylabel="accuracy (search, float)",
         yformatter="%.2f", active_tools=["tap"])
 
 

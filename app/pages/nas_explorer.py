@@ -124,7 +124,8 @@ class NasExplorer(pn.viewable.Viewer):
         tap = hv.streams.Selection1D(source=pts)
         tap.add_subscriber(self._on_tap)
         self.taps[x] = tap
-        return lines * pts * ring
+        # no legend: it would hide (and swallow clicks on) points; the intro text names the red line
+        return (lines * pts * ring).opts(show_legend=False)
 
     def _on_tap(self, index: list[int]) -> None:
         if index:
