@@ -37,8 +37,8 @@ def _write_cifar(root: Path, n: int = 4, corrupt: str | None = None) -> Path:
     base.mkdir(parents=True)
     names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
     for k, name in enumerate(names):
-        d = {b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8), b"labels": [(k + i) % 10 for i in range(n)],
-             b"batch_label": name.encode()}
+        d = {b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
+             b"labels": [(k + i) % 10 for i in range(n)], b"batch_label": name.encode()}
         (base / name).write_bytes(pickle.dumps(d))
     meta = {b"label_names": [f"c{i}".encode() for i in range(10)], b"num_vis": 3072}
     (base / "batches.meta").write_bytes(pickle.dumps(meta))

@@ -14,8 +14,9 @@ from core.tinyformer.graph import graph_of
 from core.tinyformer.model import build, extract
 from core.tinyformer.supernet import make_supernet
 
-SMALL = space.SpaceConfig(name="small", resolution=16, ds_widths=(8, 12), mbv2_widths=(8, 12), vit_dims=(8, 16),
-                          vit_mlp=(16, 24), last_widths=(16, 24), mbv2_depths=(1, 2), vit_blocks=(1, 2))
+SMALL = space.SpaceConfig(name="small", resolution=16, ds_widths=(8, 12), mbv2_widths=(8, 12),
+                          vit_dims=(8, 16), vit_mlp=(16, 24), last_widths=(16, 24), mbv2_depths=(1, 2),
+                          vit_blocks=(1, 2))
 
 
 @pytest.mark.parametrize("seed", range(6))
