@@ -8,14 +8,10 @@ from __future__ import annotations
 
 import io
 import math
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import REPO, _free_port, _wait_http
 from PIL import Image
 
 from core.io import data_dir
@@ -45,35 +41,11 @@ LAST_POINT_JS = """
 """
 
 
-@pytest.fixture(scope="module")
-def nas_app(tmp_path_factory):
-    """`panel serve app` on a free port (Bokeh names the app after its directory: `/app`)."""
-    port = _free_port()
-    env = dict(os.environ, WORKBENCH_CACHE=str(tmp_path_factory.mktemp("served-cache")))
-    log_path = tmp_path_factory.mktemp("served-log") / "panel.log"
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "panel", "serve", "app", "--address", "127.0.0.1", "--port", str(port),
-             "--allow-websocket-origin", f"127.0.0.1:{port}", "--num-procs", "1"],
-            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-        try:
-            _wait_http(f"http://127.0.0.1:{port}/app", proc)
-            yield f"http://127.0.0.1:{port}/app"
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-    server_log = log_path.read_text()
-    assert "Traceback" not in server_log, server_log[-3000:]
-
-
 def fitting(table: pd.DataFrame, flash_kb: int, sram_kb: int) -> int:
     return int(((table["flash_bytes"] <= flash_kb * 1024) & (table["sram_bytes"] <= sram_kb * 1024)).sum())
 
 
-def test_sram_slider_filters_the_candidates(nas_app, page, tmp_path):
+def test_sram_slider_filters_the_candidates(served_app, page, tmp_path):
     table = pd.read_parquet(data_dir() / "nas" / "candidates.parquet")
     # the fewest key presses that push the largest SRAM among the fitting candidates over budget
     top = table.loc[table["sram_bytes"] <= 320 * 1024, "sram_bytes"].max() / 1024
@@ -82,7 +54,7 @@ def test_sram_slider_filters_the_candidates(nas_app, page, tmp_path):
     before, after = fitting(table, 1024, 320), fitting(table, 1024, budget)
     assert after < before
 
-    page.goto(nas_app)
+    page.goto(served_app)
     page.locator(".bk-tab", has_text="NAS explorer").first.click(timeout=60_000)
     count = page.locator(".nas-fit-count").first
     count.get_by_text(f"{before} of {len(table)}").wait_for(timeout=90_000)
