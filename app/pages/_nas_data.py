@@ -105,11 +105,12 @@ def pareto_front(cost: np.ndarray, acc: np.ndarray) -> np.ndarray:
     return np.asarray(front, dtype=np.int64)
 
 
-def _graph_and_plan(arch: dict[str, Any]):  # noqa: ANN202 -- (Graph, Plan)
+def _graph_and_plan(arch: dict[str, Any], storage: dict[str, str]):  # noqa: ANN202 -- (Graph, Plan)
     from core.tinyformer import default_scratch, graph_of, plan
 
     g = graph_of(arch)
-    return g, plan(g, default_scratch(g))
+    sparse_layers = [name for name, kind in storage.items() if kind == "sparse"]
+    return g, plan(g, default_scratch(g, sparse_layers))
 
 
 def layer_table(row: dict[str, Any]) -> pd.DataFrame:
@@ -124,8 +125,8 @@ def layer_table(row: dict[str, Any]) -> pd.DataFrame:
     """
     from core.tinyformer.cost import analytic_encoded_size, layer_flash
 
-    g, p = _graph_and_plan(row["arch"])
     sp, bl, st = row.get("sparsity") or {}, row.get("block") or {}, row.get("storage") or {}
+    g, p = _graph_and_plan(row["arch"], st)
     rows = []
     for t, op in enumerate(g.ops):
         storage = st.get(op.name, "-")

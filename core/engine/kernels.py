@@ -6,7 +6,8 @@ with the key's constants, so the compiler sees fixed loop bounds. Shape-generic 
 matmuls, softmax, LayerNorm, add, pooling) live in `kernels/se_ops.c` and are copied as they are.
 `linear` is a 1×1 convolution over an (1, N) "image" of tokens and uses the same kernels.
 
-Scratch (bytes, placed in the activation arena by the memory planner):
+Scratch (bytes, placed in the activation arena by the memory planner; the formulas live in
+`core.tinyformer.memory.default_scratch` so that NAS's SRAM estimate uses the same numbers):
 
     dense conv2d/linear:  2 im2col columns of K4 = 4·⌈kh·kw·Cin/4⌉ q15 values  4·K4
     sparse conv2d/linear, sparse dwconv2d: one int32 accumulator per pixel    4·Ho·Wo
@@ -18,14 +19,13 @@ Scratch (bytes, placed in the activation arena by the memory planner):
 from __future__ import annotations
 
 import shutil
-from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from string import Template
-from typing import Any
 
 from core.engine.toolchain import KERNEL_DIR, TEMPLATE_DIR
 from core.errors import WorkbenchError, unknown
+from core.tinyformer.memory import default_scratch
 
 #: kernels generated from templates/<op>.tmpl.c
 TEMPLATED = ("conv2d", "dwconv2d", "sparse_conv2d", "sparse_dwconv2d")
@@ -128,49 +128,5 @@ def emit(keys: list[KernelKey], out_dir: Path, fast_requant: bool = False) -> li
     return files
 
 
-def conv_scratch(kh: int, kw: int, cin: int, npix: int, sparse: bool) -> int:
-    """Scratch bytes of a conv2d/linear kernel (see the module docstring)."""
-    return 4 * npix if sparse else 4 * (-(-kh * kw * cin // 4) * 4)
-
-
-def matmul_qk_scratch(nk: int, d: int) -> int:
-    k4 = (d + 3) // 4 * 4
-    return 2 * k4 * (nk + 2)
-
-
-def matmul_av_scratch(nk: int, d: int) -> int:
-    k4 = (nk + 3) // 4 * 4
-    return 2 * k4 * (d + 2)
-
-
-def scratch_bytes(graph: Any, sparse_layers: Collection[str] = ()) -> dict[str, int]:
-    """Scratch bytes per op of the SparseEngine kernels for `graph` (no weights needed).
-
-    The same numbers the code generator gives `core.tinyformer.memory.plan`, so a planner that
-    uses them predicts the engine's arena exactly; `sparse_layers` names the layers stored sparse.
-    """
-    out: dict[str, int] = {}
-    for op in graph.ops:
-        ins = [graph.tensors[t].shape for t in op.inputs]
-        shape = graph.tensors[op.output].shape
-        sparse = op.name in sparse_layers
-        if op.kind == "conv2d":
-            kh, kw = op.attrs["kernel"]
-            n = conv_scratch(kh, kw, ins[0][2], shape[0] * shape[1], sparse)
-        elif op.kind == "linear":
-            n = conv_scratch(1, 1, ins[0][1], ins[0][0], sparse)
-        elif op.kind == "dwconv2d":
-            n = 4 * shape[0] * shape[1] if sparse else 0
-        elif op.kind == "matmul_qk":
-            n = matmul_qk_scratch(ins[1][0], ins[0][1] // int(op.attrs["heads"]))
-        elif op.kind == "matmul_av":
-            n = matmul_av_scratch(ins[0][2], ins[1][1] // int(op.attrs["heads"]))
-        elif op.kind == "softmax":
-            n = 4 * shape[-1]
-        elif op.kind == "avgpool":
-            n = 4 * ins[0][2]
-        else:
-            n = 0
-        if n:
-            out[op.name] = n
-    return out
+#: the kernels' scratch formulas live with the memory planner (one source for NAS and codegen)
+scratch_bytes = default_scratch

@@ -14,8 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from core.engine.kernels import KernelKey, conv_scratch, matmul_av_scratch, matmul_qk_scratch
+from core.engine.kernels import KernelKey
 from core.errors import WorkbenchError
+from core.tinyformer.memory import conv_scratch, matmul_av_scratch, matmul_qk_scratch
 
 #: op kinds the engine can run
 SUPPORTED = (

@@ -7,12 +7,13 @@ Flash of a layer (int8 deployment, TinyFormer/CMSIS-NN conventions):
     layernorm: 4·(γ + β) (int32 parameters)
     softmax:   1024 (the 256-entry int32 exp lookup table of the integer softmax)
 
-SRAM = peak live activation bytes + kernel scratch (`memory.plan` with `memory.default_scratch`).
+SRAM = peak live activation bytes + kernel scratch (`memory.default_scratch`, the engine's numbers).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 
 import numpy as np
 
@@ -57,6 +58,7 @@ def exact_weight_bytes(op: Op, weight: np.ndarray, b: int) -> int:
     return sparse.storage_bytes(np.asarray(weight).reshape(op.weight_shape), b)[1]
 
 
-def sram_bytes(graph: Graph) -> int:
-    """Peak SRAM: live activations + scratch of the weight-stationary int8 kernels."""
-    return memory.peak_sram(graph)
+def sram_bytes(graph: Graph, sparse_layers: Collection[str] = ()) -> int:
+    """Peak SRAM: live activations + the SparseEngine kernels' scratch (`sparse_layers`: layers
+    stored sparse, whose kernels keep int32 accumulators instead of im2col columns)."""
+    return memory.peak_sram(graph, memory.default_scratch(graph, sparse_layers))

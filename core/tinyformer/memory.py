@@ -8,7 +8,7 @@ Every activation is int8, one byte per element. Ops run in graph order; step `t`
   input) to the step of the last op that reads any of its tensors (the last step for the graph
   output), inclusive: at step t an op's inputs, its output and its scratch are live together.
 - Scratch. `scratch[op_name]` bytes (im2col columns, int32 accumulators) are a buffer live at that
-  op's step only. `default_scratch(graph)` gives the formulas the SparseEngine kernels need.
+  op's step only. `default_scratch(graph, sparse_layers)` gives the SparseEngine kernels' own numbers.
 - Peak live bytes = max over steps of the sum of the sizes of the buffers live at that step; this is
   the lower bound of any arena. `arena_bytes` is what the greedy placement needs (≥ peak): buffers
   in decreasing size (ties: earlier first use), each at the lowest `align`-aligned offset that does
@@ -17,6 +17,7 @@ Every activation is int8, one byte per element. Ops run in graph order; step `t`
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from core.errors import WorkbenchError
@@ -40,27 +41,56 @@ class Plan:
         return [b for b, (s, e) in self.lifetimes.items() if s <= step <= e]
 
 
-def default_scratch(graph: Graph) -> dict[str, int]:
-    """Scratch bytes per op for the weight-stationary int8 kernels (documented formulas):
+def conv_scratch(kh: int, kw: int, cin: int, npix: int, sparse: bool) -> int:
+    """conv2d/linear: dense kernels keep 2 im2col columns of K4 = 4·⌈kh·kw·Cin/4⌉ q15 values (4·K4
+    bytes); sparse (weight-stationary) kernels one int32 accumulator per output pixel (4·Ho·Wo)."""
+    return 4 * npix if sparse else 4 * (-(-kh * kw * cin // 4) * 4)
 
-    - conv2d / dwconv2d / linear: int32 accumulators for one output channel over all output
-      pixels/tokens, 4·Ho·Wo (4·N for linear); plus, for a k×k conv2d with k > 1, one int8 im2col patch
-      row of kh·kw·Cin bytes;
-    - softmax: one int32 row of exponentials, 4·Nk;
-    - everything else: 0.
+
+def matmul_qk_scratch(nk: int, d: int) -> int:
+    """QKᵀ: q15 K_h (Nk rows) + 2 q15 Q rows, rows padded to K4 = ⌈d/4⌉·4: 2·K4·(Nk + 2) bytes."""
+    k4 = (d + 3) // 4 * 4
+    return 2 * k4 * (nk + 2)
+
+
+def matmul_av_scratch(nk: int, d: int) -> int:
+    """AV: q15 V_hᵀ (d rows) + 2 q15 P rows, rows padded to K4 = ⌈Nk/4⌉·4: 2·K4·(d + 2) bytes."""
+    k4 = (nk + 3) // 4 * 4
+    return 2 * k4 * (d + 2)
+
+
+def default_scratch(graph: Graph, sparse_layers: Collection[str] = ()) -> dict[str, int]:
+    """Scratch bytes per op of the SparseEngine int8 kernels (`core.engine`), which plans its arena
+    with exactly these numbers, so NAS's SRAM figure and the engine's arena agree.
+
+    `sparse_layers` names the conv/linear/depthwise layers stored sparse (their kernels keep int32
+    accumulators instead of im2col columns). Softmax keeps one int32 row of exponentials (4·L),
+    global average pooling one int32 per channel (4·C); every other op needs none.
     """
     out: dict[str, int] = {}
     for op in graph.ops:
+        ins = [graph.tensors[t].shape for t in op.inputs]
         shape = graph.tensors[op.output].shape
-        if op.kind in ("conv2d", "dwconv2d"):
+        sparse = op.name in sparse_layers
+        if op.kind == "conv2d":
             kh, kw = op.attrs["kernel"]
-            cin = graph.tensors[op.inputs[0]].shape[2]
-            im2col = kh * kw * cin if op.kind == "conv2d" and kh * kw > 1 else 0
-            out[op.name] = 4 * shape[0] * shape[1] + im2col
+            n = conv_scratch(kh, kw, ins[0][2], shape[0] * shape[1], sparse)
         elif op.kind == "linear":
-            out[op.name] = 4 * shape[0]
+            n = conv_scratch(1, 1, ins[0][1], ins[0][0], sparse)
+        elif op.kind == "dwconv2d":
+            n = 4 * shape[0] * shape[1] if sparse else 0
+        elif op.kind == "matmul_qk":
+            n = matmul_qk_scratch(ins[1][0], ins[0][1] // int(op.attrs["heads"]))
+        elif op.kind == "matmul_av":
+            n = matmul_av_scratch(ins[0][2], ins[1][1] // int(op.attrs["heads"]))
         elif op.kind == "softmax":
-            out[op.name] = 4 * shape[-1]
+            n = 4 * shape[-1]
+        elif op.kind == "avgpool":
+            n = 4 * ins[0][2]
+        else:
+            n = 0
+        if n:
+            out[op.name] = n
     return out
 
 

@@ -156,7 +156,7 @@ class Evaluator:
             wb[op.name], fmt[op.name] = size, kind
         info = {
             "flash_bytes": cost.flash_bytes(g, wb),
-            "sram_bytes": cost.sram_bytes(g),
+            "sram_bytes": cost.sram_bytes(g, [name for name, kind in fmt.items() if kind == "sparse"]),
             "macs": g.macs,
             "params": g.params,
             "format": fmt,
