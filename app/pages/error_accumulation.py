@@ -216,8 +216,10 @@ def error_plot(m, metric: str, log_y: bool, threshold: float) -> hv.Overlay:
         layers.append(hv.HLine(threshold).opts(color="#888888", line_dash="dotted"))
     title = (f"{METRIC_LABELS[metric]} per step over {m.sizes['sample']} test trajectories "
              "(band: mean ± std; dashed: HCT)")
+    # explicit axis labels: an Overlay otherwise takes them from its first layer (the band)
     return hv.Overlay(layers).opts(hv.opts.Overlay(responsive=True, height=460, logy=log_y, show_grid=True,
-                                                   legend_position="top_left", title=title))
+                                                   legend_position="top_left", title=title,
+                                                   xlabel="time", ylabel=METRIC_LABELS[metric]))
 
 
 def summary_markdown(result: dict[str, Any], threshold: float) -> str:
