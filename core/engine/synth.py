@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from core.engine.lowering import SUPPORTED
 from core.errors import unknown
 from core.tinyformer import qmath
 from core.tinyformer.graph import Graph, Op, TensorSpec
@@ -62,18 +63,8 @@ class SynthModel:
     qops: tuple[QOp, ...]
 
 
-KINDS = (
-    "conv2d",
-    "dwconv2d",
-    "linear",
-    "matmul_qk",
-    "matmul_av",
-    "softmax",
-    "layernorm",
-    "add",
-    "maxpool",
-    "avgpool",
-)
+#: op kinds a single-op program can be synthesised for (every engine op but the zero-cost reshape)
+KINDS = tuple(k for k in SUPPORTED if k != "reshape")
 
 
 def _qt(rng: np.random.Generator) -> QT:

@@ -163,36 +163,11 @@ def build(
     script = out_dir / "link.ld"
     script.write_text(linker_script(target))
     elf = out_dir / f"{name}.elf"
-    res = _zig(
-        [
-            "-target",
-            "thumb-freestanding-eabihf",
-            "-mcpu=cortex_m7",
-            "-nostdlib",
-            "-T",
-            str(script),
-            "-Wl,--gc-sections",
-            "-o",
-            str(elf),
-            *map(str, objects),
-            "-lcompiler_rt",
-        ]
-    )
-    if res.returncode != 0 and "compiler_rt" in res.stderr:
-        res = _zig(
-            [
-                "-target",
-                "thumb-freestanding-eabihf",
-                "-mcpu=cortex_m7",
-                "-nostdlib",
-                "-T",
-                str(script),
-                "-Wl,--gc-sections",
-                "-o",
-                str(elf),
-                *map(str, objects),
-            ]
-        )
+    args = ["-target", "thumb-freestanding-eabihf", "-mcpu=cortex_m7", "-nostdlib", "-T", str(script),
+            "-Wl,--gc-sections", "-o", str(elf), *map(str, objects)]
+    res = _zig([*args, "-lcompiler_rt"])
+    if res.returncode != 0 and "compiler_rt" in res.stderr:  # zig versions that link it implicitly
+        res = _zig(args)
     if res.returncode != 0:
         raise _link_error(res.stderr, target)
     return measure(elf)
