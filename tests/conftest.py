@@ -22,6 +22,19 @@ CHROMIUM_FLAGS = [
 ]
 
 
+class FakeNotifications:
+    """Stands in for `pn.state.notifications` (only present in a served session)."""
+
+    def __init__(self):
+        self.errors: list[str] = []
+
+    def error(self, message, duration=0):
+        self.errors.append(message)
+
+    def info(self, message, duration=0):
+        pass
+
+
 @pytest.fixture(autouse=True)
 def _isolated_data(tmp_path_factory, monkeypatch):
     """Generated datasets go to a per-session temporary cache, never into the checkout."""

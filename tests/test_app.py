@@ -19,6 +19,7 @@ from core.errors import WorkbenchError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "app"))  # as `panel serve app` does
 
+from conftest import FakeNotifications
 from pages import _widgets as w  # noqa: E402
 from pages import data_explorer as de  # noqa: E402
 
@@ -29,17 +30,6 @@ TINY = {  # UI settings that make each system's dataset take about a second
 }
 
 
-class FakeNotifications:
-    """Stands in for `pn.state.notifications` (only present in a served session)."""
-
-    def __init__(self):
-        self.errors: list[str] = []
-
-    def error(self, message, duration=0):
-        self.errors.append(message)
-
-    def info(self, message, duration=0):
-        pass
 
 
 @pytest.fixture

@@ -22,6 +22,7 @@ from core.tinyformer.prune import prunable_ops
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "app"))  # as `panel serve app` does
 
+from conftest import FakeNotifications
 from pages import _nas_data as nd  # noqa: E402
 from pages import nas_explorer as ne  # noqa: E402
 
@@ -167,17 +168,6 @@ def test_run_engine_measures_dense_and_sparse_bit_exact(tmp_path):
     assert len(table) == 2 * len(names)
 
 
-class FakeNotifications:
-    """Stands in for `pn.state.notifications` (only present in a served session)."""
-
-    def __init__(self):
-        self.errors: list[str] = []
-
-    def error(self, message, duration=0):
-        self.errors.append(message)
-
-    def info(self, message, duration=0):
-        pass
 
 
 def test_supernas_rerun_at_the_slider_budgets_and_refusal(page, monkeypatch):
