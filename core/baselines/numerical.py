@@ -28,6 +28,7 @@ import torch
 from torch import Tensor
 
 from core.errors import WorkbenchError, unknown
+from core.pimrl.base import Surrogate
 
 #: the schemes, by registry name
 SCHEMES: tuple[str, ...] = ("euler", "rk4")
@@ -60,7 +61,7 @@ class NumericalConfig:
         return max(1, round(self.dt_coarse / self.dt))
 
 
-class NumericalScheme(torch.nn.Module):
+class NumericalScheme(Surrogate):
     """Forward Euler or RK4 on `system.rhs`, one coarse frame (+Δt) per `advance`.
 
     system: a `core.physics.System` on the data's grid; method: "euler" | "rk4"; dt: scheme step
@@ -71,15 +72,13 @@ class NumericalScheme(torch.nn.Module):
 
     def __init__(self, system: Any, method: str = "rk4", dt: float | None = None,
                  dt_coarse: float | None = None, meta: Any = None) -> None:
-        super().__init__()
         if dt_coarse is None:
             if meta is None:
                 raise WorkbenchError("NumericalScheme needs dt_coarse (the time between frames) or meta")
             dt_coarse = float(meta.dt_coarse)
+        super().__init__(meta, NumericalConfig(method=method, dt=float(dt if dt is not None else system.dt),
+                                               dt_coarse=float(dt_coarse)))
         self.system = system
-        self.meta = meta
-        self.config = NumericalConfig(method=method, dt=float(dt if dt is not None else system.dt),
-                                      dt_coarse=float(dt_coarse))
         self.dt_coarse = self.config.dt_coarse
 
     @classmethod
@@ -131,12 +130,16 @@ class NumericalScheme(torch.nn.Module):
         stepper = euler_step if self.config.method == "euler" else rk4_step
         return np.stack([stepper(self.system, s, self.config.dt) for s in u])
 
-    def start(self, u0: Tensor) -> np.ndarray:
-        """u0 (B, C, *n) -> float64 state."""
+    def check_input(self, u0: Tensor) -> None:
+        """Frames must be on the system's own grid (`meta` may be absent for a bare scheme)."""
         expected = (len(self.system.fields), *self.system.n)
         if tuple(u0.shape[1:]) != expected:
             shape = ", ".join(map(str, expected))
             raise WorkbenchError(f"{self.label} expects frames of shape (B, {shape}); got {tuple(u0.shape)}")
+
+    def start(self, u0: Tensor) -> np.ndarray:
+        """u0 (B, C, *n) -> float64 state."""
+        self.check_input(u0)
         return u0.detach().cpu().numpy().astype(np.float64)
 
     def advance(self, state: np.ndarray) -> tuple[Tensor, np.ndarray]:
@@ -149,12 +152,3 @@ class NumericalScheme(torch.nn.Module):
                     break
             frame = u.astype(np.float32)  # values beyond float32 become inf: the rollout reports it
         return torch.from_numpy(frame), u
-
-    def forward(self, u0: Tensor, n_steps: int) -> Tensor:
-        """(B, C, *n) -> (B, n_steps, C, *n): the frames after u0."""
-        state = self.start(u0)
-        frames = []
-        for _ in range(int(n_steps)):
-            frame, state = self.advance(state)
-            frames.append(frame)
-        return torch.stack(frames, dim=1)  # (B, T, C, *n)
