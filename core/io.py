@@ -11,10 +11,13 @@ import contextlib
 import dataclasses
 import json
 import os
+import re
 import shutil
+import socket
 import sys
 import tempfile
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -62,29 +65,201 @@ def ensure_writable_dir(path: Path) -> Path:
     return path
 
 
-@contextlib.contextmanager
-def atomic_path(final: Path) -> Iterator[Path]:
-    """Yield a temporary path next to `final`; rename it to `final` only if the block succeeds.
+# ---- atomic writes ---------------------------------------------------------------------------------
+# A write goes to a hidden sibling `.<name>.<pid>-<host>.<ns>.tmp` and is renamed into place. A folder
+# that replaces an existing one is swapped in under an exclusive lock on the parent folder: the old
+# folder is renamed to `.<name>.aside`, the new one renamed in, and only then is the old one deleted.
+# A kill between the two renames leaves the previous folder intact under the aside name, and
+# `recover` (called before every read of such a folder) renames it back.
 
-    Works for files and directories (e.g. a zarr store). An existing `final` is replaced.
+#: a temporary sibling is removed by `clean_stale_tmp` when its writer (same host) is gone, or
+#: whatever wrote it once it is older than this
+STALE_TMP_SECONDS = 2 * 24 * 3600
+_TMP_RE = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)-(?P<host>[0-9a-f]{8})\.(?P<ns>\d+)\.tmp$")
+
+
+def _host_tag() -> str:
+    return f"{zlib.crc32(socket.gethostname().encode()):08x}"
+
+
+def _tmp_sibling(final: Path) -> Path:
+    return final.parent / f".{final.name}.{os.getpid()}-{_host_tag()}.{time.time_ns()}.tmp"
+
+
+def _aside(final: Path) -> Path:
+    return final.parent / f".{final.name}.aside"
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def clean_stale_tmp(folder: Path, name: str | None = None) -> list[Path]:
+    """Remove temporary siblings in `folder` left by killed writers; return what was removed.
+
+    Only names this module makes (`.<name>.<pid>-<host>.<ns>.tmp`) are touched, and only when the
+    writing process (on this host) no longer runs, or when the entry is older than
+    `STALE_TMP_SECONDS` (a writer on another host sharing the folder, or a reused pid). `name`
+    restricts the sweep to one target. A folder that cannot be listed or written is left alone.
+    """
+    folder = Path(folder)
+    removed: list[Path] = []
+    try:
+        entries = list(folder.iterdir())
+    except OSError:
+        return removed
+    host, now = _host_tag(), time.time()
+    for entry in entries:
+        m = _TMP_RE.match(entry.name)
+        if not m or (name is not None and m["name"] != name):
+            continue
+        try:
+            age = now - entry.lstat().st_mtime
+        except OSError:
+            continue
+        dead = m["host"] == host and int(m["pid"]) != os.getpid() and not _pid_alive(int(m["pid"]))
+        if dead or age > STALE_TMP_SECONDS:
+            _remove(entry)
+            if not entry.exists():
+                removed.append(entry)
+    return removed
+
+
+@contextlib.contextmanager
+def _folder_lock(folder: Path) -> Iterator[None]:
+    """An exclusive `flock` on `folder` itself (no lock file is left behind); a no-op where the
+    platform has no flock."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: renames stay atomic, only concurrent swaps are not serialised
+        yield
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _recover_locked(final: Path) -> None:
+    """Under the lock: restore `final` from its aside copy, or drop the aside copy if `final` exists."""
+    aside = _aside(final)
+    if not aside.exists():
+        return
+    if final.exists() or final.is_symlink():
+        trash = _tmp_sibling(final)
+        os.replace(aside, trash)
+        _remove(trash)
+    else:
+        os.replace(aside, final)
+
+
+def recover(final: Path) -> bool:
+    """Finish a folder replacement that a killed process left half done (see `atomic_path`).
+
+    If `final` is missing and its aside copy exists, the copy (the previous good folder) is renamed
+    back; if both exist, the aside copy is deleted. Returns True when something was repaired. Costs
+    one `stat` when there is nothing to do; a read-only folder is left as it is.
     """
     final = Path(final)
-    ensure_writable_dir(final.parent)
-    tmp = final.parent / f".{final.name}.{os.getpid()}.{time.monotonic_ns()}.tmp"
+    if not _aside(final).exists():
+        return False
     try:
-        yield tmp
-        if final.is_dir() and not final.is_symlink():
-            old = final.parent / f".{final.name}.{os.getpid()}.old.tmp"
-            os.replace(final, old)
+        with _folder_lock(final.parent):
+            _recover_locked(final)
+    except OSError:
+        return False
+    return True
+
+
+def check_target(final: Path, replace_dir: Callable[[Path], bool] | None = None) -> Path:
+    """Refuse, before any work, a target that `atomic_path` would not replace.
+
+    An existing directory is replaced only by a directory and only when `replace_dir(final)` says
+    the workbench wrote it (e.g. a dataset store); anything else (a user's folder where a file
+    goes, a file where a folder goes) raises `WorkbenchError`. Also checks that the parent folder is
+    writable (it is created if needed). Returns `final`.
+    """
+    final = Path(final)
+    if final.is_dir() and not final.is_symlink():
+        if replace_dir is None:
+            raise WorkbenchError(f"{str(final)!r} is an existing directory, and a file cannot replace "
+                                 f"it without deleting what is in it; give a file path instead "
+                                 f"(e.g. {str(final / 'out')!r}) or move the directory away")
+        if not replace_dir(final):
+            raise WorkbenchError(f"{str(final)!r} is a directory the workbench did not write, so it is "
+                                 "not replaced; move or delete it yourself, or choose another path")
+    elif replace_dir is not None and (final.exists() or final.is_symlink()) and not final.is_dir():
+        raise WorkbenchError(f"{str(final)!r} is a file where the workbench writes a folder; "
+                             "move or delete it yourself, or choose another path")
+    ensure_writable_dir(final.parent)
+    return final
+
+
+def _commit(tmp: Path, final: Path, replace_dir: Callable[[Path], bool] | None) -> None:
+    """Rename the finished `tmp` to `final` (see `atomic_path`)."""
+    if not tmp.is_dir():
+        if final.is_dir() and not final.is_symlink():  # appeared while we worked: never delete it
+            check_target(final)
+        os.replace(tmp, final)  # atomic for files; concurrent writers: the later one wins
+        return
+    trash = None
+    with _folder_lock(final.parent):
+        _recover_locked(final)
+        if final.exists() or final.is_symlink():
+            check_target(final, replace_dir or (lambda _p: False))
+            aside = _aside(final)
+            os.replace(final, aside)  # the previous folder survives a kill under the aside name
             os.replace(tmp, final)
-            shutil.rmtree(old, ignore_errors=True)
+            trash = _tmp_sibling(final)
+            os.replace(aside, trash)
         else:
             os.replace(tmp, final)
+    if trash is not None:
+        _remove(trash)
+
+
+@contextlib.contextmanager
+def atomic_path(final: Path, replace_dir: Callable[[Path], bool] | None = None) -> Iterator[Path]:
+    """Yield a temporary path next to `final`; rename it to `final` only if the block succeeds.
+
+    Works for files and directories (e.g. a zarr store): whatever the block creates at the yielded
+    path is what lands at `final`. An existing file is replaced. An existing *directory* is
+    replaced only by a directory and only when `replace_dir(final)` is true (the caller recognises
+    it as something the workbench wrote); otherwise `WorkbenchError` is raised before the block
+    runs and nothing is deleted. Directory replacement is serialised by a lock on the parent and
+    never leaves a moment in which a kill loses both the old and the new folder (see `recover`).
+    Stale temporary siblings of `final` left by killed writers are removed on the way in.
+    """
+    final = check_target(Path(final), replace_dir)
+    clean_stale_tmp(final.parent, final.name)
+    tmp = _tmp_sibling(final)
+    try:
+        yield tmp
+        try:
+            _commit(tmp, final, replace_dir)
+        except OSError as exc:
+            raise WorkbenchError(f"cannot move the new {final.name!r} into place in "
+                                 f"{str(final.parent)!r} ({exc.strerror or exc}); nothing was replaced"
+                                 ) from exc
     finally:
-        if tmp.is_dir():
-            shutil.rmtree(tmp, ignore_errors=True)
-        elif tmp.exists():
-            tmp.unlink()
+        if tmp.exists() or tmp.is_symlink():
+            _remove(tmp)
 
 
 def write_text_atomic(path: Path, text: str) -> Path:
@@ -154,12 +329,23 @@ def markdown_table(headers: list[str], rows: list[list[Any]]) -> str:
 
 
 def torch_device(prefer: str | None = None) -> str:
-    """`cuda` when available (or asked for), else `cpu`."""
+    """`cuda` when available (or asked for), else `cpu`; `prefer` is `cpu`, `cuda` or `cuda:N`."""
     import torch
 
     if prefer:
-        if prefer.startswith("cuda") and not torch.cuda.is_available():
-            raise WorkbenchError(f"device {prefer!r} requested but CUDA is not available; use 'cpu'")
+        prefer = str(prefer).strip()
+        try:
+            dev = torch.device(prefer)
+        except (RuntimeError, ValueError) as exc:
+            raise WorkbenchError(f"device {prefer!r} is not a device; use 'cpu', 'cuda' or 'cuda:N'") from exc
+        if dev.type not in ("cpu", "cuda"):
+            raise WorkbenchError(f"device {prefer!r} is not supported; use 'cpu', 'cuda' or 'cuda:N'")
+        if dev.type == "cuda":
+            if not torch.cuda.is_available():
+                raise WorkbenchError(f"device {prefer!r} requested but CUDA is not available; use 'cpu'")
+            if dev.index is not None and dev.index >= torch.cuda.device_count():
+                raise WorkbenchError(f"device {prefer!r} does not exist; this machine has "
+                                     f"{torch.cuda.device_count()} CUDA device(s) (cuda:0 ..)")
         return prefer
     return "cuda" if torch.cuda.is_available() else "cpu"
 

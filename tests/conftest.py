@@ -35,10 +35,13 @@ class FakeNotifications:
         pass
 
 
-@pytest.fixture(autouse=True)
-def _isolated_data(tmp_path_factory, monkeypatch):
-    """Generated datasets go to a per-session temporary cache, never into the checkout."""
-    monkeypatch.setenv("WORKBENCH_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_data(tmp_path_factory):
+    """Generated datasets go to a per-session temporary cache, never into the checkout. Session
+    scope: module-scoped fixtures (which run before function-scoped ones) must see it too."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("WORKBENCH_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+        yield
 
 
 def _free_port() -> int:
