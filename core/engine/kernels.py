@@ -128,5 +128,13 @@ def emit(keys: list[KernelKey], out_dir: Path, fast_requant: bool = False) -> li
     return files
 
 
+def emit_cmsis_glue(out_dir: Path) -> list[Path]:
+    """Copy the CMSIS-NN glue (kernels/se_cmsis.c, .h) into `out_dir`; return the C file to compile."""
+    out_dir = Path(out_dir)
+    for name in ("se_cmsis.c", "se_cmsis.h"):
+        shutil.copyfile(KERNEL_DIR / name, out_dir / name)
+    return [out_dir / "se_cmsis.c"]
+
+
 #: the kernels' scratch formulas live with the memory planner (one source for NAS and codegen)
 scratch_bytes = default_scratch

@@ -60,6 +60,8 @@ class Lowered:
     fmt: WeightFormat = WeightFormat()
     #: max |int32 accumulator| the kernel can reach (0: the op requantizes with the exact path only)
     acc_bound: int = 0
+    #: "engine" (the SparseEngine's kernels) or "cmsis-nn" (CMSIS-NN through kernels/se_cmsis.c)
+    backend: str = "engine"
 
 
 def _acc_bound(w: np.ndarray, bias: np.ndarray, x_range: int) -> int:
@@ -91,8 +93,12 @@ def _vec(values: Any, n: int, dtype: type = np.int32) -> np.ndarray:
     return arr.astype(dtype) if arr.size == n else np.full(n, int(arr.ravel()[0]), dtype)
 
 
-def lower_op(qop: Any, graph: Any, fmt: WeightFormat) -> Lowered:
-    """The kernel call for `qop` (a `core.tinyformer.quant.QOp`); unsupported kinds name the layer."""
+def lower_op(qop: Any, graph: Any, fmt: WeightFormat, backend: str = "engine") -> Lowered:
+    """The kernel call for `qop` (a `core.tinyformer.quant.QOp`); unsupported kinds name the layer.
+
+    backend "cmsis-nn" runs the op on CMSIS-NN (`core.engine.cmsis`; dense weights only). The call
+    contains the token `SE_LAYER`, which code generation replaces with the layer's index.
+    """
     op = qop.op
     if op.kind not in SUPPORTED:
         raise WorkbenchError(
@@ -101,7 +107,22 @@ def lower_op(qop: Any, graph: Any, fmt: WeightFormat) -> Lowered:
         )
     shapes = [graph.tensors[t].shape for t in op.inputs]
     out_shape = graph.tensors[op.output].shape
-    low = _LOWER[op.kind](qop, shapes, out_shape, fmt)
+    if backend == "cmsis-nn":
+        if op.kind not in _CMSIS:
+            from core.engine.cmsis import SEMANTICS
+
+            why = SEMANTICS.get(op.kind, "CMSIS-NN has no matching kernel")
+            raise WorkbenchError(f"layer {op.name!r} ({op.kind}) cannot run on CMSIS-NN: {why}; "
+                                 f"run it on the engine's kernel instead")
+        if fmt.sparse:
+            raise WorkbenchError(
+                f"layer {op.name!r}: CMSIS-NN runs dense weights only, got sparse b{fmt.block}")
+        low = _CMSIS[op.kind](qop, shapes, out_shape)
+        low.backend = "cmsis-nn"
+    elif backend == "engine":
+        low = _LOWER[op.kind](qop, shapes, out_shape, fmt)
+    else:
+        raise WorkbenchError(f"backend {backend!r} is not known; use 'engine' or 'cmsis-nn'")
     low.name, low.kind = op.name, op.kind
     return low
 
@@ -361,3 +382,124 @@ _LOWER = {
     "avgpool": _avgpool,
     "reshape": _reshape,
 }
+
+
+# --- CMSIS-NN lowerings (kernels/se_cmsis.c; core/engine/cmsis.py builds the library) ----------------
+
+
+def _cmsis_qparams(qop: Any, ident: str, n: int) -> list[tuple[str, str, np.ndarray]]:
+    bias = np.zeros(n, np.int32) if qop.bias is None else np.asarray(qop.bias, np.int32)
+    return [(f"{ident}_bias", "int32_t", bias), (f"{ident}_mult", "int32_t", _vec(qop.multiplier, n)),
+            (f"{ident}_shift", "int32_t", _vec(qop.shift, n))]
+
+
+def _cmsis_conv_like(qop: Any, shapes: list, out_shape: tuple) -> Lowered:
+    from core.engine.cmsis import scratch_bytes
+
+    op, w = qop.op, np.asarray(qop.weight, np.int8)
+    ident = _c_ident(op.name)
+    tail = f"{_zp(qop.in_q[0])}, {_zp(qop.out_q)}, {int(qop.act_min)}, {int(qop.act_max)}"
+    if op.kind == "linear":
+        (n, cin), (_, cout) = shapes[0], out_shape
+        per_channel = int(np.size(qop.multiplier) == cout and cout > 1)
+        arrays = _cmsis_qparams(qop, ident, cout if per_channel else 1)
+        arrays[0] = (f"{ident}_bias", "int32_t", np.zeros(cout, np.int32) if qop.bias is None
+                     else np.asarray(qop.bias, np.int32))
+        arrays.append((f"{ident}_w", "int8_t", w.reshape(cout, cin).ravel()))
+
+        def call(addr: Callable[[str], str]) -> str:
+            return (f"se_cmsis_fc(SE_LAYER, {addr(op.inputs[0])}, {n}, {cin}, {ident}_w, {ident}_bias, "
+                    f"{ident}_mult, {ident}_shift, {per_channel}, {addr(op.output)}, {cout}, {tail});")
+
+        return Lowered("", "", None, arrays, 0, call, int(w.size) + 12 * cout)
+    (h, wd, cin), (ho, wo, cout) = shapes[0], out_shape
+    kh, kw = op.attrs["kernel"]
+    stride, pad = int(op.attrs.get("stride", 1)), int(op.attrs.get("pad", 0))
+    arrays = _cmsis_qparams(qop, ident, cout)
+    arrays.append((f"{ident}_w", "int8_t", w.ravel()))  # (Cout, kh, kw, Cin): CMSIS-NN's OHWI
+    scratch = scratch_bytes("conv2d", kh=kh, kw=kw, cin=cin)
+
+    def call(addr: Callable[[str], str]) -> str:
+        return (f"se_cmsis_conv(SE_LAYER, {addr(op.inputs[0])}, {h}, {wd}, {cin}, {ident}_w, {ident}_bias, "
+                f"{ident}_mult, {ident}_shift, {addr(op.output)}, {ho}, {wo}, {cout}, {kh}, {kw}, {stride}, "
+                f"{pad}, {tail}, (void *){addr(op.name + '.scratch')}, {scratch});")
+
+    return Lowered("", "", None, arrays, scratch, call, int(w.size) + 12 * cout)
+
+
+def _cmsis_dwconv(qop: Any, shapes: list, out_shape: tuple) -> Lowered:
+    from core.engine.cmsis import scratch_bytes
+
+    op, w = qop.op, np.asarray(qop.weight, np.int8)
+    (h, wd, c), (ho, wo, _) = shapes[0], out_shape
+    kh, kw = op.attrs["kernel"]
+    stride, pad = int(op.attrs.get("stride", 1)), int(op.attrs.get("pad", 0))
+    ident = _c_ident(op.name)
+    arrays = _cmsis_qparams(qop, ident, c)
+    arrays.append((f"{ident}_w", "int8_t", w[..., 0].reshape(c, kh * kw).T.ravel()))  # [1, kh, kw, C]
+    scratch = scratch_bytes("dwconv2d", c=c, kh=kh, kw=kw)
+    tail = f"{_zp(qop.in_q[0])}, {_zp(qop.out_q)}, {int(qop.act_min)}, {int(qop.act_max)}"
+
+    def call(addr: Callable[[str], str]) -> str:
+        return (f"se_cmsis_dwconv(SE_LAYER, {addr(op.inputs[0])}, {h}, {wd}, {c}, {ident}_w, {ident}_bias, "
+                f"{ident}_mult, {ident}_shift, {addr(op.output)}, {ho}, {wo}, {kh}, {kw}, {stride}, {pad}, "
+                f"{tail}, (void *){addr(op.name + '.scratch')}, {scratch});")
+
+    return Lowered("", "", None, arrays, scratch, call, int(w.size) + 12 * c)
+
+
+def _cmsis_matmul(qop: Any, shapes: list, out_shape: tuple) -> Lowered:
+    from core.engine.cmsis import scratch_bytes
+
+    op = qop.op
+    heads = int(op.attrs["heads"])
+    zps = f"{_zp(qop.in_q[0])}, {_zp(qop.in_q[1])}, {_requant_args(qop)}"
+    if op.kind == "matmul_qk":
+        (nq, d), (nk, _) = shapes
+        scratch = scratch_bytes("matmul_qk", nq=nq, nk=nk, d=d // heads) if heads > 1 else 0
+
+        def call(addr: Callable[[str], str]) -> str:
+            return (f"se_cmsis_matmul_qk(SE_LAYER, {addr(op.inputs[0])}, {addr(op.inputs[1])}, "
+                    f"{addr(op.output)}, {nq}, {nk}, {d}, {heads}, {zps}, "
+                    f"(int8_t *){addr(op.name + '.scratch')});")
+    else:
+        (_, nq, nk), (_, d) = shapes
+        scratch = scratch_bytes("matmul_av", nk=nk, d=d // heads)
+
+        def call(addr: Callable[[str], str]) -> str:
+            return (f"se_cmsis_matmul_av(SE_LAYER, {addr(op.inputs[0])}, {addr(op.inputs[1])}, "
+                    f"{addr(op.output)}, {heads}, {nq}, {nk}, {d}, {zps}, "
+                    f"(int8_t *){addr(op.name + '.scratch')});")
+
+    return Lowered("", "", None, [], scratch, call)
+
+
+def _cmsis_softmax(qop: Any, shapes: list, out_shape: tuple) -> Lowered:
+    """arm_softmax_s8 with TFLite's PreprocessSoftmaxScaling (beta 1, 5 integer bits): NOT the integer
+    reference's softmax (see cmsis.SEMANTICS); used to measure CMSIS-NN's cycles only."""
+    from core.tinyformer import qmath
+
+    op = qop.op
+    shape = shapes[0]
+    rows, length = int(np.prod(shape[:-1])), int(shape[-1])
+    real = min(float(qop.in_q[0].scale) * (1 << 26), float((1 << 31) - 1))
+    mult, shift = qmath.quantize_multiplier(real)
+    diff_min = -int(np.floor(((1 << 5) - 1) * (1 << 26) / (1 << int(shift))))
+
+    def call(addr: Callable[[str], str]) -> str:
+        return (f"se_cmsis_softmax(SE_LAYER, {addr(op.inputs[0])}, {addr(op.output)}, {rows}, {length}, "
+                f"{int(mult)}, {int(shift)}, {diff_min});")
+
+    return Lowered("", "", None, [], 0, call)
+
+
+_CMSIS = {
+    "conv2d": _cmsis_conv_like,
+    "linear": _cmsis_conv_like,
+    "dwconv2d": _cmsis_dwconv,
+    "matmul_qk": _cmsis_matmul,
+    "matmul_av": _cmsis_matmul,
+    "softmax": _cmsis_softmax,
+}
+#: op kinds a CMSIS-NN deployment runs on CMSIS-NN (softmax only on request: its semantics differ)
+CMSIS_DEPLOY_KINDS = ("conv2d", "linear", "dwconv2d", "matmul_qk", "matmul_av")

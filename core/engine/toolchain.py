@@ -107,7 +107,7 @@ _DIAG = re.compile(
 )
 
 
-def _compile_error(stderr: str) -> WorkbenchError:
+def compile_error(stderr: str) -> WorkbenchError:
     """One sentence naming the file, line, message and the source line itself."""
     m = _DIAG.search(stderr)
     if not m:
@@ -138,7 +138,7 @@ def compile_object(source: Path, obj: Path, include_dirs: tuple[Path, ...] = ())
     incs = [f"-I{d}" for d in (KERNEL_DIR, *include_dirs)]
     res = _zig([*CFLAGS, *incs, "-c", str(source), "-o", str(obj)])
     if res.returncode != 0:
-        raise _compile_error(res.stderr)
+        raise compile_error(res.stderr)
     return obj
 
 
@@ -148,23 +148,26 @@ def build(
     target: Target | None = None,
     name: str = "firmware",
     include_dirs: tuple[Path, ...] = (),
+    objects: tuple[Path, ...] = (),
 ) -> Build:
     """Compile `sources` + startup.c, link with the target's linker script, measure flash and SRAM.
 
-    Objects and the ELF go to `out_dir` (created). Returns the `Build` with section sizes and the
-    global symbol table (the emulator uses it to find the halt address, arena and I/O buffers).
+    Objects and the ELF go to `out_dir` (created). `objects`: prebuilt object files linked in too (a
+    library such as CMSIS-NN; `--gc-sections` keeps only what is called). Returns the `Build` with
+    section sizes and the global symbol table (the emulator uses it to find the halt address, arena
+    and I/O buffers).
     """
     target = target or Target()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    objects = []
+    extra, objects = tuple(objects), []
     for src in [KERNEL_DIR / "startup.c", *map(Path, sources)]:
         objects.append(compile_object(src, out_dir / (src.stem + ".o"), (out_dir, *include_dirs)))
     script = out_dir / "link.ld"
     script.write_text(linker_script(target))
     elf = out_dir / f"{name}.elf"
     args = ["-target", "thumb-freestanding-eabihf", "-mcpu=cortex_m7", "-nostdlib", "-T", str(script),
-            "-Wl,--gc-sections", "-o", str(elf), *map(str, objects)]
+            "-Wl,--gc-sections", "-o", str(elf), *map(str, objects), *map(str, extra)]
     res = _zig([*args, "-lcompiler_rt"])
     if res.returncode != 0 and "compiler_rt" in res.stderr:  # zig versions that link it implicitly
         res = _zig(args)
