@@ -12,16 +12,15 @@ recurrent state is rebuilt from the truth), otherwise it feeds on its own predic
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from core.errors import WorkbenchError, unknown
-from core.io import Progress, data_dir, no_progress
+from core.errors import WorkbenchError
+from core.io import Progress, no_progress
 
 
 @dataclass(frozen=True)
@@ -164,89 +163,3 @@ def rollout_batch(model: Any, u0: Any, n_steps: int, *, batch_size: int | None =
             when = f" (t={step * dt:.4g})" if dt else ""
             raise WorkbenchError(f"rollout diverged at step {step}{when}: the prediction became non-finite")
     return out
-
-
-def checkpoint_path(system: str, model: str, folder: Path | None = None) -> Path:
-    """Where the shipped checkpoint of `model` for `system` lives: data/checkpoints/<system>/<model>.pt."""
-    return (Path(folder) if folder is not None else data_dir() / "checkpoints") / system / f"{model}.pt"
-
-
-def load_surrogates(ds: Any, names: Sequence[str], *, checkpoints: Path | None = None,
-                    scheme_substeps: int = 1) -> tuple[dict[str, Any], dict[str, str]]:
-    """The surrogates `names` for dataset `ds`, and a reason for each one that could not be loaded.
-
-    Learned models (core.pimrl.MODELS and ablations) come from `checkpoints/<system>/<name>.pt`
-    (shipped ones by default), checked against the dataset's metadata; a missing or mismatched
-    checkpoint is reported in the second dict, not raised, so the rest still runs. The numerical
-    schemes "euler" and "rk4" are built on the dataset's own system and grid with
-    dt = Δt / `scheme_substeps` (1: one step per frame, the "large dt" of the teaching pages).
-    """
-    from core.baselines.numerical import SCHEMES, NumericalScheme
-    from core.pimrl import ABLATIONS, MODELS, DataMeta, load_checkpoint
-
-    if int(scheme_substeps) < 1:
-        raise WorkbenchError(f"scheme_substeps={scheme_substeps} must be an integer >= 1")
-    meta = DataMeta.from_dataset(ds)
-    models: dict[str, Any] = {}
-    problems: dict[str, str] = {}
-    for name in names:
-        if name in SCHEMES:
-            models[name] = NumericalScheme.from_dataset(ds, name, dt=meta.dt_coarse / int(scheme_substeps))
-        elif name in MODELS + ABLATIONS:
-            path = checkpoint_path(meta.system, name, checkpoints)
-            try:
-                models[name], _ = load_checkpoint(path, expect=meta)
-            except WorkbenchError as exc:
-                problems[name] = str(exc)
-        else:
-            raise unknown("model", name, MODELS + ABLATIONS + SCHEMES)
-    return models, problems
-
-
-def reference_dataset_config(system: str, preset: str = "cpu", *, folder: Path | None = None,
-                             **changes: Any) -> Any:
-    """The dataset config the shipped checkpoints of `system` were trained on (so their test split
-    is held out), read from data/checkpoints/manifest.json; the preset defaults when the manifest
-    does not name one. `changes` replace fields (e.g. n_samples, overrides for a quick small grid).
-    """
-    import dataclasses
-    import json
-
-    from core.datasets import DatasetConfig
-
-    config = DatasetConfig(system=system, preset=preset)
-    manifest = (Path(folder) if folder is not None else data_dir() / "checkpoints") / "manifest.json"
-    if preset == "cpu" and manifest.is_file():
-        try:
-            entries = json.loads(manifest.read_text())
-        except (OSError, ValueError) as exc:
-            raise WorkbenchError(f"checkpoint manifest {str(manifest)!r} cannot be read ({exc}); "
-                                 "re-create it with the benchmark that ships the checkpoints") from exc
-        found = _manifest_dataset(entries, system)
-        if found is not None:
-            fields = {f.name for f in dataclasses.fields(DatasetConfig)}
-            kw = {k: v for k, v in found.items() if k in fields}
-            kw["overrides"] = tuple((k, tuple(v) if isinstance(v, list) else v)
-                                    for k, v in dict(kw.get("overrides") or {}).items())
-            kw["splits"] = tuple(kw.get("splits", config.splits))
-            config = DatasetConfig(**kw)
-    return dataclasses.replace(config, **changes) if changes else config
-
-
-def _manifest_dataset(entries: Any, system: str) -> dict | None:
-    """The first dataset config recorded for `system` anywhere in a manifest
-    ({"checkpoints": {system: {model: {"dataset_config": {...}}}}} as `bench pimrl` writes it)."""
-    if isinstance(entries, dict):
-        ds = entries.get("dataset_config")
-        if isinstance(ds, dict) and ds.get("system") == system:
-            return ds
-        children = list(entries.values())
-    elif isinstance(entries, list):
-        children = entries
-    else:
-        return None
-    for child in children:
-        found = _manifest_dataset(child, system)
-        if found is not None:
-            return found
-    return None

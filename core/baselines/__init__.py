@@ -1,7 +1,7 @@
 """Baselines under the PIMRL surrogate interface: PeRCNN (micro cell alone), ConvLSTM (macro alone), FNO.
 
 ``core.baselines.numerical`` (classic schemes stepping the reference physics) is owned by the
-eval/UI concern. Build any of them by name with ``core.pimrl.build_model``.
+eval/UI concern. Build any of them by name with ``core.surrogates.build_model``.
 """
 
 from core.baselines.convlstm import ConvLSTM

@@ -9,7 +9,7 @@ from core.pimrl.macro import MacroConfig, MacroModule
 
 
 class ConvLSTM(Surrogate):
-    """u_{j+1} = u_j + D(h'), (h', c') = ConvLSTM(E(u_j), h, c); state = (u, h, c)."""
+    """u_{j+1} = u_j + D(h_j), (h_{j+1}, c_{j+1}) = ConvLSTM(E(u_{j+1}), h_j, c_j); state = (u, h, c)."""
 
     name = "convlstm"
     stages = ("coarse",)
@@ -20,7 +20,7 @@ class ConvLSTM(Surrogate):
 
     def start(self, u0: Tensor) -> State:
         self.check_input(u0)
-        return (u0, *self.macro.zero_state(u0))
+        return (u0, *self.macro.initial_state(u0))
 
     def advance(self, state: State) -> tuple[Tensor, State]:
         u, h, c = self.macro.step(*state)

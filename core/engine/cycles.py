@@ -1,24 +1,37 @@
-"""A per-instruction-class cycle model of the Cortex-M7 (an estimate, not a measurement).
+"""A per-instruction-class cycle model of the Cortex-M7: a point estimate with optimistic and
+conservative bounds (estimates, not measurements).
 
-An instruction-level emulator counts instructions, not cycles. We turn counts into cycles with a
-single-issue cost table taken from the Cortex-M7 Technical Reference Manual's instruction timings
-and ARM's optimisation notes, ignoring dual issue (which makes the M7 faster: these estimates are an
-upper-ish bound for code that hits the TCM) and cache misses (which make it slower on code in
-external flash):
+An instruction-level emulator counts instructions, not cycles. ARM publishes no instruction timing
+table for the Cortex-M7 (its Technical Reference Manual gives none), so the costs below come from
+published measurements and descriptions of the core, as collected in the project's anchors
+(/work/shared/ANCHORS.md, "Cortex-M7 timing facts"): an in-order, 6-stage, dual-issue pipeline; one
+MAC (SMLAD = 2 int16 MACs) per cycle and MACs never dual-issue with each other, so 0.5 cycles/MAC is
+the int8 ceiling; a load whose result the next instruction uses stalls; DSP/SIMD instructions issue
+from the first slot only; SDIV takes 2-12 cycles; branch mispredicts cost several cycles; the
+STM32F746 runs its flash with wait states (7 at 216 MHz, RM0385) behind the ART accelerator and a
+4 KB L1 data cache.
 
-| class        | examples                         | cycles                                           |
-|--------------|----------------------------------|--------------------------------------------------|
-| mac          | SMLAD, SMLABB, MLA, MLS, SMLAL   | 1 (SMLAD = 2 int16 MACs: the 2 MAC/cycle limit)  |
-| mul          | MUL, SMULL, SMMUL, SMULBB        | 1                                                |
-| div          | SDIV, UDIV                       | 8 (2-12 depending on operands; midpoint)         |
-| load         | LDR, LDRB, LDRSH, ...            | 1 (pipelined: the result is ready next cycle)    |
-| store        | STR, STRB, STRH                  | 1                                                |
-| multi        | LDM, STM, PUSH, POP, LDRD, STRD  | 1 + 1 per extra register (`extra_regs`)          |
-| branch       | B, BL, BX, CBZ, IT blocks' heads | 1, plus `TAKEN_PENALTY` when the branch is taken |
-| alu          | ADD, SUB, SXTB16, PKHBT, SSAT... | 1                                                |
-| fp           | VMOV, VADD.F32 ...               | 1 (the engine's kernels use none)                |
+The point estimate is single-issue with the costs below; the bounds bracket it:
 
-Estimated cycles = Σ_class count·cost + extra_regs + TAKEN_PENALTY·taken_branches;
+| class        | examples                         | point | optimistic               | conservative          |
+|--------------|----------------------------------|-------|--------------------------|-----------------------|
+| mac          | SMLAD, SMLABB, MLA, SMMLAR       | 1     | 1 (MAC pipe, no pairing) | 1                     |
+| mul          | MUL, SMULL, SMMUL, SMULBB        | 1     | 1                        | 1                     |
+| div          | SDIV, UDIV                       | 8     | 2                        | 12                    |
+| load         | LDR, LDRB, LDRSH, ...            | 1     | 1/2 (dual issue)         | 2 (load-use stall)    |
+| store        | STR, STRB, STRH                  | 1     | 1/2                      | 1                     |
+| multi        | LDM, STM, PUSH, POP, LDRD, STRD  | 1     | 1/2                      | 1                     |
+| extra_regs   | each register after the first    | 1     | 1/2                      | 1                     |
+| branch       | B, BL, BX, CBZ, IT blocks' heads | 1     | 1/2                      | 1                     |
+| branch_taken | a taken branch (control flow)    | +1    | 0 (predicted)            | +5 (mispredicted)     |
+| alu          | ADD, SUB, SXTB16, PKHBT, SSAT... | 1     | 1/2                      | 1                     |
+| flash_lines  | 32-byte flash lines read as data | 0     | 0 (cache hits)           | +7 (wait states)      |
+
+optimistic = max(mac + mul + 2·div, ½·(all instructions + extra registers)): perfect dual issue
+of everything that may pair, bounded below by the single MAC/multiply pipe; conservative = point +
+one load-use stall per load + 4 more cycles per taken branch (a mispredict instead of a predicted
+taken branch) + `FLASH_WAIT_STATES` per change of 32-byte flash line between consecutive data reads
+of .rodata (the weights streamed from flash with no cache hits; the emulator counts these).
 milliseconds = cycles / f_clk (216 MHz on the STM32F746).
 """
 
@@ -26,10 +39,12 @@ from __future__ import annotations
 
 import numpy as np
 
-#: instruction classes (counted once per executed instruction) followed by two extra counters:
-#: `extra_regs` (registers beyond the first moved by a multi-register load/store) and
-#: `branch_taken` (taken branches, detected from control flow between blocks)
-CLASSES = ("mac", "mul", "div", "load", "store", "multi", "branch", "alu", "fp", "extra_regs", "branch_taken")
+#: instruction classes (counted once per executed instruction) followed by three extra counters:
+#: `extra_regs` (registers beyond the first moved by a multi-register load/store),
+#: `branch_taken` (taken branches, detected from control flow between blocks) and `flash_lines`
+#: (changes of 32-byte line between consecutive data reads of .rodata, i.e. of flash)
+CLASSES = ("mac", "mul", "div", "load", "store", "multi", "branch", "alu", "fp", "extra_regs", "branch_taken",
+           "flash_lines")
 N_INSTRUCTION_CLASSES = 9
 COST = {
     "mac": 1,
@@ -43,7 +58,15 @@ COST = {
     "fp": 1,
     "extra_regs": 1,
     "branch_taken": 1,
+    "flash_lines": 0,
 }
+#: STM32F746 flash wait states at 216 MHz (RM0385, 2.7-3.6 V)
+FLASH_WAIT_STATES = 7
+#: cycles of a mispredicted taken branch on top of the instruction (conservative bound)
+MISPREDICT_EXTRA = 5
+#: the conservative bound's costs (see the module docstring)
+CONSERVATIVE = COST | {"div": 12, "load": 2, "branch_taken": MISPREDICT_EXTRA,
+                       "flash_lines": FLASH_WAIT_STATES}
 TAKEN_PENALTY = COST["branch_taken"]
 CLOCK_HZ = 216_000_000
 
@@ -115,6 +138,16 @@ def estimate_cycles(counts: np.ndarray) -> int:
     """Σ count·cost over `CLASSES` (instruction classes plus the two extra counters)."""
     costs = np.array([COST[c] for c in CLASSES], np.int64)
     return int(np.asarray(counts, np.int64) @ costs)
+
+
+def bounds(counts: np.ndarray) -> tuple[int, int, int]:
+    """(optimistic, point, conservative) cycles for class counts (see the module docstring)."""
+    c = dict(zip(CLASSES, (int(v) for v in np.asarray(counts, np.int64))))
+    n = sum(c[k] for k in CLASSES[:N_INSTRUCTION_CLASSES])
+    pipe = c["mac"] + c["mul"] + 2 * c["div"]
+    optimistic = max(pipe, -(-(n + c["extra_regs"]) // 2))
+    conservative = sum(CONSERVATIVE[k] * c[k] for k in CLASSES)
+    return optimistic, estimate_cycles(counts), conservative
 
 
 def instructions(counts: np.ndarray) -> int:

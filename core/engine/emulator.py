@@ -28,6 +28,8 @@ from core.errors import WorkbenchError
 
 N_CLASSES = len(CLASSES)
 TAKEN = CLASSES.index("branch_taken")
+FLASH_LINES = CLASSES.index("flash_lines")
+LINE_BYTES = 32
 EXTRA = CLASSES.index("extra_regs")
 PAGE = 0x1000
 
@@ -86,7 +88,7 @@ def run(
     on_layer_end(layer, read_mem): called when layer `layer` finishes (next marker or halt);
     `read_mem(address, size)` reads emulated memory, so the caller can snapshot the layer's output.
     """
-    from unicorn import UC_HOOK_BLOCK, UC_HOOK_MEM_INVALID, UC_HOOK_MEM_WRITE, UcError
+    from unicorn import UC_HOOK_BLOCK, UC_HOOK_MEM_INVALID, UC_HOOK_MEM_READ, UC_HOOK_MEM_WRITE, UcError
     from unicorn.arm_const import UC_ARM_REG_PC
 
     uc, reset = _machine(build, inputs, target or Target())
@@ -98,6 +100,9 @@ def run(
     uc.hook_add(UC_HOOK_BLOCK, counter.on_block)
     uc.hook_add(UC_HOOK_MEM_INVALID, _on_invalid)
     uc.hook_add(UC_HOOK_MEM_WRITE, counter.on_marker, begin=MARKER_ADDRESS, end=MARKER_ADDRESS + 3)
+    lo, hi = _rodata_range(build)
+    if hi > lo:  # data reads of flash constants (the weights): 32-byte line changes, per layer
+        uc.hook_add(UC_HOOK_MEM_READ, counter.on_flash_read, begin=lo, end=hi - 1)
     halt = build.address("se_halt")
     t0 = time.perf_counter()
     try:
@@ -151,7 +156,9 @@ class _Counter:
         self.vectors: dict[int, np.ndarray] = {}
         self.per_layer: dict[int, dict[int, int]] = {-1: {}}
         self.taken: dict[int, int] = {-1: 0}
-        vectors, per_layer, taken = self.vectors, self.per_layer, self.taken
+        self.lines: dict[int, int] = {-1: 0}
+        vectors, per_layer, taken, lines = self.vectors, self.per_layer, self.taken, self.lines
+        last_line = -1
         branch_ends: set[int] = set()
         cur = per_layer[-1]
         layer, prev_end, prev_branch = -1, -1, False
@@ -173,19 +180,29 @@ class _Counter:
             prev_end = address + size
             prev_branch = key in branch_ends
 
+        def on_flash_read(uc, _access, address, _size, _value, _user):
+            nonlocal last_line
+            line = address >> 5
+            if line != last_line:
+                lines[layer] += 1
+                last_line = line
+
         def on_marker(uc, _access, _address, _size, value, _user):
-            nonlocal layer, cur
+            nonlocal layer, cur, last_line
             if on_layer_end is not None and layer >= 0:
                 on_layer_end(layer, read_mem)
             layer = int(value)
             cur = per_layer.setdefault(layer, {})
             taken.setdefault(layer, 0)
+            lines.setdefault(layer, 0)
+            last_line = -1
 
         def end() -> None:
             if on_layer_end is not None and layer >= 0:
                 on_layer_end(layer, read_mem)
 
         self.on_block, self.on_marker, self.end = on_block, on_marker, end
+        self.on_flash_read = on_flash_read
         self.layer = lambda: layer
 
     def finish(self, result: RunResult) -> None:
@@ -196,9 +213,21 @@ class _Counter:
             for key, n in blocks.items():
                 vec += n * self.vectors[key]
             vec[TAKEN] += self.taken[lay]
+            vec[FLASH_LINES] += self.lines.get(lay, 0)
             result.counts[lay] = vec
         result.blocks = self.per_layer
         result.instructions = int(sum(int(v[:N_INSTRUCTION_CLASSES].sum()) for v in result.counts.values()))
+
+
+def _rodata_range(build: Build) -> tuple[int, int]:
+    """[start, end) of .rodata (the constants a program reads from flash)."""
+    from elftools.elf.elffile import ELFFile
+
+    with open(build.elf, "rb") as fh:
+        sec = ELFFile(fh).get_section_by_name(".rodata")
+        if sec is None or not sec["sh_size"]:
+            return 0, 0
+        return int(sec["sh_addr"]), int(sec["sh_addr"] + sec["sh_size"])
 
 
 def _load(uc, build: Build) -> None:

@@ -2,13 +2,12 @@
 
 Public face::
 
-    MODELS, ABLATIONS, CYCLE, DataMeta, Surrogate, State, build_model, default_config,
-    MicroConfig, MacroConfig, PIMRLConfig, PIMRL,
-    TrainConfig, TrainResult, train, save_checkpoint, load_checkpoint
+    DataMeta, Surrogate, State, save_checkpoint, read_checkpoint,
+    MicroConfig, MacroConfig, PIMRLConfig, PIMRL, MicroCell, MacroModule
 
-See core/pimrl/model.py for the coupled model, micro.py / macro.py for its modules, training.py for
-the two-stage training, and core/baselines/ for PeRCNN, ConvLSTM and FNO. Names resolve lazily so
-that `python -m core --help` (which imports core.pimrl.cli) does not pay for importing torch.
+See core/pimrl/model.py for the coupled model and micro.py / macro.py for its modules. The model
+registry (with the baselines, schemes and references) is `core.surrogates`; training is
+`core.training`. Names resolve lazily so that importing the package does not pay for torch.
 """
 
 from __future__ import annotations
@@ -18,10 +17,8 @@ from typing import Any
 
 _WHERE = {
     "DataMeta": "base", "State": "base", "Surrogate": "base", "save_checkpoint": "base",
-    "MacroConfig": "macro", "MicroConfig": "micro", "PIMRL": "model", "PIMRLConfig": "model",
-    "ABLATIONS": "registry", "CYCLE": "registry", "MODELS": "registry", "build_model": "registry",
-    "default_config": "registry", "load_checkpoint": "registry",
-    "TrainConfig": "training", "TrainResult": "training", "train": "training",
+    "read_checkpoint": "base", "MacroConfig": "macro", "MacroModule": "macro", "MicroConfig": "micro",
+    "MicroCell": "micro", "PIMRL": "model", "PIMRLConfig": "model",
 }
 
 __all__ = sorted(_WHERE)

@@ -197,6 +197,11 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise WorkbenchError(f"checkpoint {str(path)!r} is not a workbench checkpoint (format "
                              f"{CHECKPOINT_FORMAT}); re-create it with `python -m core train`")
+    expected = {"model": str, "meta": dict, "model_config": dict, "state_dict": dict}
+    bad = [k for k, kind in expected.items() if not isinstance(payload.get(k), kind)]
+    if bad:
+        raise WorkbenchError(f"checkpoint {str(path)!r} has missing or garbled metadata ({', '.join(bad)}); "
+                             "re-create it with `python -m core train`")
     return payload
 
 

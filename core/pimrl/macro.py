@@ -1,6 +1,10 @@
 """The macro-scale module: encoder → ConvLSTM in latent space → decoder, residual at Δt.
 
-    z_j = E(u_j),  (h, c) ← ConvLSTM(z_j, h, c),  u_{j+1} = u_j + D(h)
+    u_{j+1} = u_j + D(h_j),   (h_{j+1}, c_{j+1}) = ConvLSTM(E(u_{j+1}), h_j, c_j)
+
+The latent state (h_j, c_j) has absorbed every frame up to u_j exactly once: `start` absorbs u0
+into a zero state (so the first prediction already depends on u0), each step decodes the next frame
+from the current state and then absorbs that frame.
 
 E downsamples by `down` (2 or 4) with strided periodic convolutions; D upsamples back (nearest
 neighbour ×2 then a periodic 3-point convolution, per level). Every convolution pads circularly, so
@@ -92,11 +96,16 @@ class MacroModule(torch.nn.Module):
         z = torch.zeros(shape, dtype=u.dtype, device=u.device)
         return z, z.clone()
 
+    def initial_state(self, u0: Tensor) -> tuple[Tensor, Tensor]:
+        """(h_0, c_0): u0 absorbed into a zero state."""
+        return self.absorb(u0, *self.zero_state(u0))
+
     def absorb(self, u: Tensor, h: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
         """Update the latent state with frame u (no output): (h, c) ← ConvLSTM(E(u), h, c)."""
         return self.cell(self.encoder(u), h, c)
 
     def step(self, u: Tensor, h: Tensor, c: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """u_{j+1} = u_j + D(h') with (h', c') = ConvLSTM(E(u_j), h, c)."""
+        """u_{j+1} = u_j + D(h_j), then (h, c) absorb u_{j+1}."""
+        u = u + self.decoder(h)
         h, c = self.absorb(u, h, c)
-        return u + self.decoder(h), h, c
+        return u, h, c

@@ -1,20 +1,26 @@
-"""The micro-scale module: a PeRCNN Π-block cell stepping at the fine step δt with forward Euler.
+"""The micro-scale module: a PeRCNN-lineage Π-block cell stepping at the fine step δt.
 
-    u ← u + h·F(u),   F(u) = D ⊙ Δ₄u + W₀ ⋆ Π_{l=1..L} (K_l ⋆ u + b_l)
+    ∂u/∂t = F(u) = Σ_known c_t ⊙ S_t u  +  W₀ · Π_{l=1..L} (W_l · Φ(u) + b_l)
 
-* D ⊙ Δ₄u is the *known* physics: diffusion through the FIXED 4th-order 5-point Laplacian stencil
-  ``core.physics.LAPLACE_4TH / dx²`` (per axis, periodic), times a LEARNABLE coefficient per field.
-  The coefficient starts from a rough guess, not the truth: ``guess_factor`` (0.7 by default) times
-  the system's physical diffusivity, i.e. we assume the order of magnitude is known but not the
-  value. Systems without diffusion (KdV) get no known term; the Π-block learns everything.
-* The Π-block (unknown terms) multiplies L parallel periodic convolutions elementwise and mixes the
-  product with a 1×1 convolution W₀, so polynomial terms like u·u_x (L ≥ 2) or u·v² (L ≥ 3) are
-  representable.
-* h = δt / substeps: forward Euler is only stable for h·D·λ_max ≤ 2 with λ_max = ndim·(16/3)/dx² for
-  the 4th-order Laplacian, so each δt is split into `substeps` Euler steps chosen (when not given)
-  as ceil(δt·D₀·λ_max): stable while the learned D stays below twice the initial guess D₀.
-  Dispersive systems (KdV) have no diffusion to bound h; give `substeps` explicitly there (the
-  registry does), since Euler amplifies oscillatory modes by sqrt(1 + (hω)²) per step.
+* Known physics (``known``): fixed finite-difference stencils S_t with BOUNDED learnable
+  coefficients, as in PeRCNN: c = c_max · sigmoid(θ), c_max = ``bound`` × the physical value, so a
+  coefficient can neither change sign nor run off (an unbounded one drifted to 0.4–0.6× the true
+  diffusivity and fronts moved too slowly). θ starts at ``guess_factor`` × the physical value: we
+  assume the order of magnitude is known, not the value.
+    - ``diffusion``: the 4th-order 5-point Laplacian Δ₄ per axis / dx² (per field);
+    - ``dispersion``: the 4th-order 7-point third derivative −∂³ₓ (KdV's −δ u_xxx).
+* Unknown terms: a Π-block of L parallel convolutions over the feature stack Φ(u), multiplied
+  elementwise and mixed by a 1×1 convolution W₀. With ``features="u"`` Φ(u) = u and ``kernel=1``
+  the Π-block is PeRCNN's reaction-term form (pointwise polynomials such as u·v² or u³); with
+  ``features="grad"`` Φ(u) = [u, ∂₁u, …] (fixed 4th-order gradient stencils), so transport terms
+  such as u·u_x are pointwise products too and still need only 1×1 kernels.
+* Integrator (``integrator``): ``euler`` (PeRCNN's choice) or ``rk4``; each δt is split into
+  ``substeps`` steps, by default the fewest that keep the KNOWN linear operator stable at its
+  largest admissible coefficients (c_max), from the stencil's Fourier symbol against the
+  integrator's stability polynomial (``core.physics.base.largest_stable_dt``). Dispersion has an
+  imaginary spectrum on which forward Euler is unstable at every step size, so it requires rk4.
+
+All stencils are applied as ONE depthwise convolution on ONE circular padding per right-hand side.
 """
 
 from __future__ import annotations
@@ -22,131 +28,214 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from core.errors import WorkbenchError
-from core.pimrl.base import DataMeta, periodic_conv
+from core.pimrl.base import DataMeta, conv_nd
+
+KNOWN_TERMS: tuple[str, ...] = ("diffusion", "dispersion")
+FEATURES: tuple[str, ...] = ("u", "grad")
+INTEGRATORS: tuple[str, ...] = ("euler", "rk4")
+
+#: 4th-order central third derivative on offsets −3..3, divide by dx³
+D3_4TH = np.array([1.0, -8.0, 13.0, 0.0, -13.0, 8.0, -1.0]) / 8.0
 
 
 @dataclass(frozen=True)
 class MicroConfig:
-    """Π-block cell hyper-parameters. `diffusion`: initial D per field (None: guess from the system)."""
+    """Micro cell hyper-parameters (see the module docstring)."""
 
-    hidden: int = 12
+    hidden: int = 8
     branches: int = 3
-    kernel: int = 5
-    diffusion: tuple[float, ...] | None = None
+    kernel: int = 1
+    features: str = "u"
+    known: tuple[str, ...] = ("diffusion",)
+    integrator: str = "euler"
+    bound: float = 2.0
     guess_factor: float = 0.7
     substeps: int | None = None
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "known", tuple(str(t) for t in self.known))
         if self.hidden < 1 or self.branches < 1:
             raise WorkbenchError(f"micro hidden={self.hidden} and branches={self.branches} must be >= 1")
-        if self.kernel not in (3, 5):
-            raise WorkbenchError(f"micro kernel={self.kernel} is not allowed; use 3 or 5")
+        if self.kernel not in (1, 3, 5):
+            raise WorkbenchError(f"micro kernel={self.kernel} is not allowed; use 1, 3 or 5")
+        if self.features not in FEATURES:
+            raise WorkbenchError(f"micro features={self.features!r} is not allowed; use one of {FEATURES}")
+        if self.integrator not in INTEGRATORS:
+            raise WorkbenchError(f"micro integrator={self.integrator!r} is not allowed; "
+                                 f"use one of {INTEGRATORS}")
+        bad = [t for t in self.known if t not in KNOWN_TERMS]
+        if bad:
+            raise WorkbenchError(f"micro known term {bad[0]!r} is not known; use any of {KNOWN_TERMS}")
         if self.substeps is not None and self.substeps < 1:
             raise WorkbenchError(f"micro substeps={self.substeps} must be >= 1 (or None for automatic)")
-        if not 0 < self.guess_factor:
-            raise WorkbenchError(f"micro guess_factor={self.guess_factor} must be > 0")
-        if self.diffusion is not None:
-            object.__setattr__(self, "diffusion", tuple(float(d) for d in self.diffusion))
-            if any(d < 0 for d in self.diffusion):
-                raise WorkbenchError(f"micro diffusion={self.diffusion} must be >= 0")
+        if not 0 < self.guess_factor < self.bound:
+            raise WorkbenchError(f"micro guess_factor={self.guess_factor} must lie in (0, bound="
+                                 f"{self.bound})")
+        if "dispersion" in self.known and self.integrator == "euler":
+            raise WorkbenchError("a known dispersion term needs integrator='rk4' (forward Euler is "
+                                 "unstable on its imaginary spectrum at every step size)")
 
 
-def diffusion_guess(meta: DataMeta, factor: float) -> tuple[float, ...]:
-    """`factor` × the physical diffusivity of each field (0 for fields without diffusion).
+def physical_coefficients(meta: DataMeta, term: str) -> tuple[float, ...]:
+    """The system's true coefficient of a known term, per field (0 where the field has none).
 
-    Looks up ``D_u``/``Du``/``D``/``nu`` style names in ``core.physics.get_system(...).params()``.
+    diffusion: ``D_u``/``Du``/``nu``/``D`` style parameters; dispersion: KdV's ``delta``.
     """
     from core.physics import get_system
 
     params = {k.lower(): float(v) for k, v in get_system(meta.system, meta.preset).params().items()}
     fields = meta.fields or (("u",) if meta.channels == 1 else ("u", "v", "w")[: meta.channels])
-    out = []
-    for f in fields:
-        value = 0.0
-        for key in (f"d_{f}", f"d{f}", "nu", "d"):
-            if key in params:
-                value = params[key]
-                break
-        out.append(factor * value)
-    return tuple(out)
+    keys = {"diffusion": lambda f: (f"d_{f}", f"d{f}", "nu", "d"), "dispersion": lambda f: ("delta",)}[term]
+    return tuple(next((params[k] for k in keys(f) if k in params), 0.0) for f in fields)
 
 
-def laplace_4th_kernel(meta: DataMeta) -> Tensor:
-    """The fixed depthwise Laplacian kernel: Σ_axes LAPLACE_4TH/dx², shape (C, 1, 5, ..., 5)."""
-    from core.physics import LAPLACE_4TH
+def _stencils(meta: DataMeta, features: str, known: tuple[str, ...]) -> tuple[list[str], Tensor, int]:
+    """Names and the depthwise kernel bank (S, *w) of every fixed stencil, and its half-width."""
+    names: list[str] = []
+    if features == "grad":
+        names += [f"d{axis}" for axis in range(meta.ndim)]
+    names += [t for t in known]
+    half = 3 if "dispersion" in known else 2
+    width = 2 * half + 1
+    bank = torch.zeros((len(names),) + (width,) * meta.ndim, dtype=torch.float64)
+    from core.physics import GRAD_4TH, LAPLACE_4TH
 
-    stencil = torch.as_tensor(LAPLACE_4TH, dtype=torch.float64).flatten()
-    if stencil.numel() != 5:
-        raise WorkbenchError(f"LAPLACE_4TH must have 5 coefficients, got {stencil.numel()}")
-    kernel = torch.zeros((5,) * meta.ndim, dtype=torch.float64)
-    for axis, dx in enumerate(meta.dx):
-        index = [2] * meta.ndim
-        for i in range(5):
-            index[axis] = i
-            kernel[tuple(index)] += stencil[i] / dx**2
-    return kernel.expand(meta.channels, 1, *kernel.shape).clone().float()
+    def put(s: int, axis: int, weights: np.ndarray, scale: float) -> None:
+        off = (len(weights) - 1) // 2
+        index = [half] * meta.ndim
+        for i, w in enumerate(weights):
+            index[axis] = half - off + i
+            bank[(s, *index)] += float(w) * scale
+
+    for s, name in enumerate(names):
+        if name.startswith("d") and name[1:].isdigit():
+            axis = int(name[1:])
+            put(s, axis, np.asarray(GRAD_4TH), 1.0 / meta.dx[axis])
+        elif name == "diffusion":
+            for axis, dx in enumerate(meta.dx):
+                put(s, axis, np.asarray(LAPLACE_4TH), 1.0 / dx**2)
+        elif name == "dispersion":
+            if meta.ndim != 1:
+                raise WorkbenchError(f"a dispersion term is only defined in 1D; the data are {meta.ndim}D")
+            put(s, 0, -D3_4TH, 1.0 / meta.dx[0] ** 3)  # −∂³ₓ: the term is −δ u_xxx
+    return names, bank.float(), half
+
+
+def _symbol(kernel: np.ndarray, n: tuple[int, ...], half: int) -> np.ndarray:
+    """Fourier symbol of a periodic stencil (eigenvalues of the circulant operator) on grid n."""
+    full = np.zeros(n)
+    for idx in np.ndindex(*kernel.shape):
+        if kernel[idx] != 0:
+            # correlation: out_i = Σ_o w_o u_{i+o}  ->  symbol(θ) = Σ_o w_o e^{i o θ}
+            pos = tuple((half - j) % m for j, m in zip(idx, n))  # convolution index of offset o = j − half
+            full[pos] += kernel[idx]
+    return np.fft.fftn(full)
 
 
 class MicroCell(torch.nn.Module):
-    """F(u) = D ⊙ Δ₄u + Π-block(u); `step` advances one fine step δt (in `substeps` Euler steps)."""
+    """F(u) = known terms + Π-block(Φ(u)); `step` advances one fine step δt."""
 
     def __init__(self, meta: DataMeta, config: MicroConfig) -> None:
         super().__init__()
         self.meta, self.config = meta, config
-        d0 = config.diffusion if config.diffusion is not None else diffusion_guess(meta, config.guess_factor)
-        if len(d0) != meta.channels:
-            raise WorkbenchError(f"micro diffusion has {len(d0)} values but the data has "
-                                 f"{meta.channels} fields")
-        self.has_diffusion = any(d > 0 for d in d0)
-        # D = scale · θ, θ learnable from 1: Adam's step is relative to D's magnitude (D spans 1e-5…1e2)
-        scale = torch.tensor([d if d > 0 else 1.0 for d in d0])
-        self.register_buffer("d_scale", scale)
-        self.theta = torch.nn.Parameter(torch.tensor([1.0 if d > 0 else 0.0 for d in d0]),
-                                        requires_grad=self.has_diffusion)
-        self.register_buffer("lap_kernel", laplace_4th_kernel(meta))
+        self.names, bank, self.half = _stencils(meta, config.features, config.known)
+        c = meta.channels
+        self.register_buffer("bank", bank.repeat(c, *([1] * meta.ndim)).unsqueeze(1))  # (C·S, 1, *w)
+        # bounded known-term coefficients: c_max · sigmoid(θ), per (term, field)
+        true = [physical_coefficients(meta, t) for t in config.known]
+        self.known_mask = [[v > 0 for v in vals] for vals in true]
+        cmax = torch.tensor([[config.bound * v if v > 0 else 0.0 for v in vals] for vals in true]
+                            ).reshape(len(config.known), c)
+        self.register_buffer("cmax", cmax)
+        p0 = config.guess_factor / config.bound
+        self.theta = torch.nn.Parameter(torch.full_like(cmax, math.log(p0 / (1 - p0))),
+                                        requires_grad=bool(config.known))
+        n_feat = c * (1 + (meta.ndim if config.features == "grad" else 0))
+        conv = conv_nd(meta.ndim)
+        pad = config.kernel // 2
         self.branches = torch.nn.ModuleList(
-            periodic_conv(meta.ndim, meta.channels, config.hidden, config.kernel)
+            conv(n_feat, config.hidden, config.kernel, padding=pad, padding_mode="circular")
             for _ in range(config.branches))
-        self.mix = periodic_conv(meta.ndim, config.hidden, meta.channels, 1)
+        self.mix = conv(config.hidden, c, 1)
         with torch.no_grad():  # small initial unknown term: start close to the known physics
             self.mix.weight.mul_(0.1)
             self.mix.bias.zero_()
-        lam = meta.ndim * (16.0 / 3.0) / min(meta.dx) ** 2
-        auto = math.ceil(meta.dt_fine * max(d0, default=0.0) * lam - 1e-9)
-        self.substeps = int(config.substeps or max(1, auto))
+        self.substeps = int(config.substeps or self.stable_substeps())
+
+    @property
+    def coefficients(self) -> Tensor:
+        """Current known-term coefficients (terms, C)."""
+        return self.cmax * torch.sigmoid(self.theta)
 
     @property
     def diffusion(self) -> Tensor:
-        """The current diffusion coefficient per field (C,)."""
-        return self.d_scale * self.theta
+        """Current diffusion coefficient per field (C,) (zeros if diffusion is not a known term)."""
+        if "diffusion" not in self.config.known:
+            return torch.zeros(self.meta.channels)
+        return self.coefficients[self.config.known.index("diffusion")]
 
-    def laplacian(self, u: Tensor) -> Tensor:
-        """Δ₄u with periodic padding, per field: (B, C, *n) -> (B, C, *n)."""
-        pad = (2, 2) * self.meta.ndim
-        conv = {1: torch.nn.functional.conv1d, 2: torch.nn.functional.conv2d, 3: torch.nn.functional.conv3d}
-        padded = torch.nn.functional.pad(u, pad, mode="circular")
-        return conv[self.meta.ndim](padded, self.lap_kernel.to(u.dtype), groups=self.meta.channels)
+    def stable_substeps(self) -> int:
+        """Fewest substeps per δt that keep the known linear terms at c_max stable."""
+        from core.physics.base import largest_stable_dt
+
+        if not self.config.known:
+            return 1
+        kernels = self.bank[:, 0].double().numpy().reshape(self.meta.channels, len(self.names),
+                                                            *self.bank.shape[2:])
+        worst = 0.0
+        for ch in range(self.meta.channels):
+            total = np.zeros(self.bank.shape[2:])
+            for t, term in enumerate(self.config.known):
+                total += float(self.cmax[t, ch]) * kernels[ch, self.names.index(term)]
+            mu = _symbol(total, self.meta.n, self.half).ravel()
+            mu = mu[np.real(mu) <= 1e-9 * max(1.0, np.max(np.abs(mu)))]
+            dt = largest_stable_dt(self.config.integrator, mu)
+            if dt == 0.0:
+                raise WorkbenchError(f"the known terms {self.config.known} are unstable under "
+                                     f"{self.config.integrator} at every step size; use rk4")
+            worst = max(worst, self.meta.dt_fine / dt)
+        return max(1, math.ceil(worst * 1.0001))
 
     def rhs(self, u: Tensor) -> Tensor:
-        """F(u) (B, C, *n)."""
-        prod = self.branches[0](u)
+        """F(u): (B, C, *n) -> (B, C, *n)."""
+        nd, c, s = self.meta.ndim, self.meta.channels, len(self.names)
+        if s:
+            padded = torch.nn.functional.pad(u, (self.half, self.half) * nd, mode="circular")
+            conv = (torch.nn.functional.conv1d, torch.nn.functional.conv2d, torch.nn.functional.conv3d)[nd - 1]
+            st = conv(padded, self.bank.to(u.dtype), groups=c)  # (B, C·S, *n), per field S stencils
+            st = st.view(u.shape[0], c, s, *u.shape[2:])  # (B, C, S, *n)
+        feats = u
+        if self.config.features == "grad":
+            grads = st[:, :, :nd].reshape(u.shape[0], c * nd, *u.shape[2:])  # (B, C·ndim, *n)
+            feats = torch.cat([u, grads], dim=1)
+        prod = self.branches[0](feats)
         for branch in self.branches[1:]:
-            prod = prod * branch(u)
+            prod = prod * branch(feats)
         out = self.mix(prod)
-        if self.has_diffusion:
-            shape = (1, -1) + (1,) * self.meta.ndim
-            out = out + self.diffusion.view(shape) * self.laplacian(u)
+        if self.config.known:
+            shape = (1, c) + (1,) * nd
+            coef = self.coefficients
+            for t, term in enumerate(self.config.known):
+                out = out + coef[t].view(shape) * st[:, :, self.names.index(term)]
         return out
 
     def step(self, u: Tensor) -> Tensor:
-        """One fine step δt: `substeps` forward-Euler steps of δt/substeps."""
+        """One fine step δt in `substeps` Euler or RK4 steps."""
         h = self.meta.dt_fine / self.substeps
         for _ in range(self.substeps):
-            u = u + h * self.rhs(u)
+            if self.config.integrator == "euler":
+                u = u + h * self.rhs(u)
+            else:
+                k1 = self.rhs(u)
+                k2 = self.rhs(u + 0.5 * h * k1)
+                k3 = self.rhs(u + 0.5 * h * k2)
+                k4 = self.rhs(u + h * k3)
+                u = u + (h / 6.0) * (k1 + 2 * k2 + 2 * k3 + k4)
         return u
 
     def fine_rollout(self, u0: Tensor, n_steps: int) -> Tensor:

@@ -1,15 +1,18 @@
 """The coupled PIMRL model: micro (physics, δt) and macro (data-driven, Δt) modules in cycles of N.
 
-One cycle of N coarse steps from u_j:
+State: the current frame u_j and the macro latent state (h_j, c_j), which has absorbed every frame up
+to u_j exactly once (`start` absorbs u0 into a zero state). One cycle of N coarse steps from u_j:
 
-1. micro step: ũ = micro^k(u_j) (k fine Euler steps of δt) becomes the frame u_{j+1};
-   *temporal message passing*: the macro module's latent state absorbs the micro output,
-   (h, c) ← ConvLSTM(E(ũ), h, c), so the data-driven module continues from the physics' state;
-2. N−1 macro steps: u_{i+1} = u_i + D(h') with (h', c') = ConvLSTM(E(u_i), h, c).
+1. micro step: u_{j+1} = micro^k(u_j) (k fine steps of δt);
+   *temporal message passing*: the macro latent state absorbs the micro output,
+   (h, c) ← ConvLSTM(E(u_{j+1}), h, c), so the data-driven module continues from the physics' state;
+2. N−1 macro steps: u_{i+1} = u_i + D(h_i), then (h, c) absorbs u_{i+1}; the cycle's last macro
+   output is absorbed like every other frame before the next micro step.
 
 Ablations (same class, flags in `PIMRLConfig`): ``use_macro=False`` is the micro module alone (every
 step a micro step), ``use_micro=False`` the macro module alone (every step a macro step),
-``message_passing=False`` keeps the cycle but the macro latent state skips the micro output.
+``message_passing=False`` keeps the cycle but the macro latent state skips the micro output (the
+macro module then continues from a state that last saw the frame before the micro step).
 """
 
 from __future__ import annotations
@@ -61,7 +64,7 @@ class PIMRL(Surrogate):
 
     def start(self, u0: Tensor) -> State:
         self.check_input(u0)
-        h, c = self.macro.zero_state(u0) if self.macro is not None else (None, None)
+        h, c = self.macro.initial_state(u0) if self.macro is not None else (None, None)
         return (u0, h, c, 0)
 
     def advance(self, state: State) -> tuple[Tensor, State]:

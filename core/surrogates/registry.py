@@ -1,4 +1,8 @@
-"""Model registry: names -> classes and default configs; building and loading checkpoints."""
+"""The learned-model registry: names -> classes and default configs; building and loading checkpoints.
+
+PIMRL, its ablations and the learned baselines are built here by name; `core.surrogates` adds the
+numerical schemes and the reference predictors to the same name space.
+"""
 
 from __future__ import annotations
 
@@ -35,16 +39,23 @@ _CLASSES: dict[str, type[Surrogate]] = {
 #: The 2D/3D systems keep N=4 (not swept for lack of CPU time; see the benchmark notes).
 CYCLE: dict[str, int] = {"kdv1d": 2, "burgers2d": 4, "fhn2d": 4, "grayscott2d": 4, "grayscott3d": 4}
 
-#: Euler substeps per δt where the diffusion-based automatic choice does not apply: KdV has no
-#: diffusion; h = δt/4 = 0.01 keeps hω small for the resolved soliton modes (u_x, u_xxx at dx = 0.31).
-SUBSTEPS: dict[str, int] = {"kdv1d": 4}
+#: The micro cell's physics prior per system (PeRCNN lineage, see core/pimrl/micro.py): which terms
+#: are known (fixed stencils, bounded coefficients), what the Π-block sees and its polynomial order
+#: (branches), and the integrator. Reaction–diffusion systems: known diffusion, 1×1 Π-block on u
+#: (cubic: u·v², u³). Burgers: known diffusion, 1×1 Π-block on [u, ∇u] (quadratic: u·u_x).
+#: KdV: known dispersion −δu_xxx under RK4 (stable on its imaginary spectrum), 1×1 Π-block on
+#: [u, u_x] (quadratic: u·u_x).
+PRIORS: dict[str, dict[str, Any]] = {
+    "kdv1d": dict(features="grad", known=("dispersion",), integrator="rk4", branches=2),
+    "burgers2d": dict(features="grad", known=("diffusion",), integrator="euler", branches=2),
+    "fhn2d": dict(features="u", known=("diffusion",), integrator="euler", branches=3),
+    "grayscott2d": dict(features="u", known=("diffusion",), integrator="euler", branches=3),
+    "grayscott3d": dict(features="u", known=("diffusion",), integrator="euler", branches=3),
+}
 
 
 def _micro_default(meta: DataMeta) -> MicroConfig:
-    # 3D: 3-point kernels and 8 channels keep a 24³ Π-block step cheap on a CPU core
-    if meta.ndim == 3:
-        return MicroConfig(hidden=8, kernel=3, substeps=SUBSTEPS.get(meta.system))
-    return MicroConfig(hidden=12, kernel=5, substeps=SUBSTEPS.get(meta.system))
+    return MicroConfig(hidden=8, kernel=1, **PRIORS.get(meta.system, {}))
 
 
 def _macro_default(meta: DataMeta) -> MacroConfig:
@@ -127,14 +138,20 @@ def load_checkpoint(path: Path, expect: DataMeta | None = None,
     name = payload["model"]
     if name not in _CLASSES:
         raise unknown("model in checkpoint", name, MODELS + ABLATIONS)
-    meta = meta_from_dict(payload["meta"])
+    try:
+        meta = meta_from_dict(payload["meta"])
+        cls = type(default_config(name, meta))
+        config = config_from_dict(cls, payload["model_config"])
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise WorkbenchError(f"checkpoint {str(path)!r} has missing or garbled metadata "
+                             f"({type(exc).__name__}: {exc}); re-create it with `python -m core train`"
+                             ) from exc
     if expect is not None:
         try:
             meta.check_compatible(expect)
         except WorkbenchError as exc:
             raise WorkbenchError(f"checkpoint {str(path)!r} does not fit the data: {exc}") from exc
-    cls = type(default_config(name, meta))
-    model = build_model(name, meta, config=config_from_dict(cls, payload["model_config"]))
+    model = build_model(name, meta, config=config)
     try:
         model.load_state_dict(payload["state_dict"])
     except RuntimeError as exc:

@@ -1,70 +1,102 @@
-"""One training loop for PIMRL, its ablations and the baselines.
+"""One training loop for PIMRL, its ablations and the learned baselines.
 
-Stage 1 ("fine", models whose ``stages`` include it): the micro module is pretrained on fine-burst
-windows: MSE of `fine_rollout` δt-steps against the burst frames.
-Stage 2 ("coarse"): the whole model is trained autoregressively on coarse windows; MSE over every
-predicted frame (frames 1..L after the given one; the given frame is never scored). The rollout
-length L grows linearly from `rollout_start` to `rollout` over the first half of the stage
-(curriculum: short rollouts first, so early gradients are not dominated by diverging trajectories).
+Stages, in order (a model runs those its ``stages`` contain; see `plan`):
 
-Same budget for every model: `pretrain_iterations + iterations` optimizer steps in total on the
-same training trajectories; models without a fine stage spend all of them on coarse windows.
-One Adam optimizer and one StepLR schedule span both stages, and the window sampler is a seeded
-``torch.Generator`` stored in checkpoints, so resuming gives exactly the uninterrupted result.
+1. ``fine`` (micro pretraining): MSE of `micro.fine_rollout` δt-steps against the burst frames.
+2. ``macro`` (macro pretraining, PIMRL with both modules): the macro module alone is trained as a
+   ConvLSTM on coarse windows, so joint training starts from a data-driven module that already steps.
+3. ``coarse`` (joint training, and the only stage of the coarse baselines): autoregressive rollouts
+   of L coarse steps, MSE over every predicted frame (the given frame is never scored). L grows
+   from `rollout_start` to `rollout` over the first `curriculum` fraction of the stage. PIMRL's
+   windows hold at least 2N steps (two whole micro/macro cycles), so the autonomous macro steps and
+   the message passing are trained, not only the micro step.
+
+Options against error accumulation (APEBench / PDE-Refiner practice): `noise` adds Gaussian noise
+of σ × (the sample's field std) to the window's initial frame; `pushforward` first rolls p steps
+without gradient and trains on the frames after them (the model learns to correct its own drift).
+
+Schedule: the learning rate follows a cosine from `lr` to `lr·min_lr` over EACH stage's budget, so
+it scales with the iterations (a fixed StepLR did not: at 800 steps it had decayed to 3e-7 by step
+250). Gradients are clipped to `grad_clip`.
+
+Model selection: every `val_every` iterations of a stage that ends in a usable model (and at its
+end), the model is rolled out `val_steps` coarse steps from several frames of every VALIDATION
+trajectory and scored by the mean normalised RMSE (a diverged rollout scores inf); the best state
+is kept and restored at the end. Same budget for every model: the benchmark gives each the same
+total number of optimizer steps (`core.training.budgets`).
+
+Resume: the checkpoint holds weights, optimizer, sampler generator, best state and histories; the
+learning rate is a pure function of the iteration, so a resumed run equals an uninterrupted one.
 """
 
 from __future__ import annotations
 
+import copy
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from core.errors import WorkbenchError
 from core.io import Progress, no_progress, torch_device
 from core.pimrl.base import DataMeta, Surrogate, save_checkpoint
-from core.pimrl.registry import build_model, load_checkpoint
+
+STAGES: tuple[str, ...] = ("fine", "macro", "coarse")
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Optimisation settings; the model's own settings live in its config (see registry)."""
+    """Optimisation settings; the model's own settings live in its config (core.surrogates)."""
 
-    iterations: int = 300
-    pretrain_iterations: int = 100
+    iterations: int = 300  # joint/coarse stage
+    pretrain_iterations: int = 100  # micro pretraining on the bursts
+    macro_iterations: int = 0  # macro pretraining alone (PIMRL with both modules)
     lr: float = 2e-3
-    lr_step: int = 100
-    lr_gamma: float = 0.7
+    min_lr: float = 0.02  # final lr of each stage's cosine, relative to lr
     batch_size: int = 4
     rollout: int = 8
     rollout_start: int = 2
+    curriculum: float = 0.5  # fraction of the coarse stage over which L grows
     fine_rollout: int = 0  # fine steps per pretraining window; 0 -> k (one coarse interval)
+    noise: float = 0.0
+    pushforward: int = 0
     grad_clip: float = 1.0
+    val_every: int = 0  # 0: validate only at the end of each stage
+    val_steps: int = 10
+    val_starts: int = 4  # start frames per validation trajectory
     seed: int = 0
     checkpoint_every: int = 0  # 0: only at the end
 
     def __post_init__(self) -> None:
-        for name in ("iterations", "batch_size", "rollout", "rollout_start", "lr_step"):
-            if getattr(self, name) < 1:
-                raise WorkbenchError(f"train {name}={getattr(self, name)} must be >= 1")
-        for name in ("pretrain_iterations", "fine_rollout", "checkpoint_every"):
-            if getattr(self, name) < 0:
-                raise WorkbenchError(f"train {name}={getattr(self, name)} must be >= 0")
+        for name in ("iterations", "batch_size", "rollout", "rollout_start", "val_steps", "val_starts"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise WorkbenchError(f"train {name}={value!r} must be an integer >= 1")
+        for name in ("pretrain_iterations", "macro_iterations", "fine_rollout", "checkpoint_every",
+                     "val_every", "pushforward"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 0:
+                raise WorkbenchError(f"train {name}={value!r} must be an integer >= 0")
         if self.rollout_start > self.rollout:
             raise WorkbenchError(f"rollout_start={self.rollout_start} must be <= rollout={self.rollout}")
-        if not (0 < self.lr < 1) or not (0 < self.lr_gamma <= 1) or self.grad_clip <= 0:
-            raise WorkbenchError(f"lr={self.lr} must be in (0, 1), lr_gamma={self.lr_gamma} in (0, 1], "
+        if not (0 < self.lr < 1) or not (0 < self.min_lr <= 1) or not self.grad_clip > 0:
+            raise WorkbenchError(f"lr={self.lr} must be in (0, 1), min_lr={self.min_lr} in (0, 1], "
                                  f"grad_clip={self.grad_clip} > 0")
+        if not 0 <= self.curriculum <= 1 or not 0 <= self.noise < 1:
+            raise WorkbenchError(f"curriculum={self.curriculum} must be in [0, 1] and noise={self.noise} "
+                                 "in [0, 1)")
 
     @property
     def total(self) -> int:
-        return self.iterations + self.pretrain_iterations
+        return self.iterations + self.pretrain_iterations + self.macro_iterations
 
     def rollout_at(self, i: int) -> int:
         """Curriculum: coarse rollout length at coarse-stage iteration i (0-based)."""
-        ramp = max(1, self.iterations // 2)
+        ramp = max(1, int(self.iterations * self.curriculum))
         return self.rollout_start + (self.rollout - self.rollout_start) * min(i, ramp) // ramp
 
 
@@ -76,7 +108,38 @@ class TrainResult:
     checkpoint: Path | None
     meta: DataMeta
     config: TrainConfig
-    extra: dict[str, Any] = field(default_factory=dict)
+    validation: list[dict[str, Any]] = field(default_factory=list)
+    best: dict[str, Any] = field(default_factory=dict)
+
+
+def plan(model: Surrogate, config: TrainConfig) -> list[tuple[str, int, int]]:
+    """(stage, first iteration, iterations) for the stages `model` runs, in order, within the budget.
+
+    A model without a stage spends its budget on the next one, so every model gets `config.total`
+    optimizer steps.
+    """
+    stages = getattr(model, "stages", ("coarse",))
+    has_macro = getattr(model, "macro", None) is not None and "fine" in stages
+    budget = {"fine": config.pretrain_iterations, "macro": config.macro_iterations if has_macro else 0,
+              "coarse": config.iterations}
+    if "fine" not in stages:  # coarse baselines: the pretraining budget goes to coarse training
+        budget = {"fine": 0, "macro": 0, "coarse": config.total}
+    elif "coarse" not in stages:  # micro ablation: bursts only
+        budget = {"fine": config.total, "macro": 0, "coarse": 0}
+    elif not has_macro:
+        budget["coarse"] += config.macro_iterations
+    out, start = [], 0
+    for stage in STAGES:
+        if budget[stage] > 0:
+            out.append((stage, start, budget[stage]))
+            start += budget[stage]
+    return out
+
+
+def lr_at(config: TrainConfig, stage_iter: int, stage_len: int) -> float:
+    """Cosine from lr to lr·min_lr over a stage of `stage_len` iterations."""
+    frac = stage_iter / max(1, stage_len - 1)
+    return config.lr * (config.min_lr + (1 - config.min_lr) * 0.5 * (1 + math.cos(math.pi * frac)))
 
 
 class _Sampler:
@@ -95,23 +158,62 @@ class _Sampler:
         return x0, tgt
 
 
-def _stage_of(model: Surrogate, config: TrainConfig, i: int) -> str:
-    stages = getattr(model, "stages", ("coarse",))
-    if stages == ("fine",):
-        return "fine"
-    if "fine" in stages and i < config.pretrain_iterations:
-        return "fine"
-    return "coarse"
+def _macro_only_rollout(model: Surrogate, x0: torch.Tensor, n: int) -> torch.Tensor:
+    """PIMRL's macro module stepping alone (macro pretraining): (B, C, *n) -> (B, n, C, *n)."""
+    u, (h, c) = x0, model.macro.initial_state(x0)
+    frames = []
+    for _ in range(n):
+        u, h, c = model.macro.step(u, h, c)
+        frames.append(u)
+    return torch.stack(frames, dim=1)
 
 
-def _loss(model: Surrogate, stage: str, batch: tuple[torch.Tensor, torch.Tensor],
-          length: int) -> torch.Tensor:
+def _loss(model: Surrogate, stage: str, batch: tuple[torch.Tensor, torch.Tensor], length: int,
+          config: TrainConfig, gen: torch.Generator) -> torch.Tensor:
     x0, target = batch
     if stage == "fine":
         pred = model.micro.fine_rollout(x0, target.shape[1])  # (B, Lf, C, *n)
         return torch.mean((pred - target) ** 2)
-    pred = model(x0, length)  # (B, L, C, *n)
+    if config.noise > 0:
+        axes = tuple(range(2, x0.dim()))
+        scale = x0.std(dim=axes, keepdim=True)  # (B, C, 1, ...)
+        x0 = x0 + config.noise * scale * torch.randn(x0.shape, generator=gen).to(x0.device)
+    p = config.pushforward
+    if p:
+        with torch.no_grad():
+            x0 = (model(x0, p) if stage == "coarse" else _macro_only_rollout(model, x0, p))[:, -1]
+        target = target[:, p:]
+    pred = model(x0, length) if stage == "coarse" else _macro_only_rollout(model, x0, length)
     return torch.mean((pred - target[:, :length]) ** 2)
+
+
+def validation_score(model: Surrogate, frames: torch.Tensor, steps: int, starts: int,
+                     device: str) -> float:
+    """Mean normalised RMSE of `steps`-step rollouts from `starts` frames of each trajectory.
+
+    frames (S, T, C, *n); nRMSE per rollout = sqrt(mean_c MSE_c / σ_c²), σ_c the field's std over
+    the validation frames. A non-finite rollout scores inf, so it can never be chosen.
+    """
+    n_t = frames.shape[1]
+    if n_t <= steps:
+        steps = n_t - 1
+    first = np.linspace(0, n_t - 1 - steps, num=max(1, starts)).round().astype(int)
+    first = sorted(set(first.tolist()))
+    x0 = torch.cat([frames[:, i] for i in first]).to(device)  # (S·starts, C, *n)
+    target = torch.cat([frames[:, i + 1:i + 1 + steps] for i in first]).to(device)  # (S·starts, L, C, *n)
+    axes = (0, 1) + tuple(range(3, frames.dim()))
+    var = frames.double().var(dim=axes).clamp_min(1e-30).to(device)  # (C,)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            pred = model(x0, steps)
+    finally:
+        model.train(was_training)
+    if not torch.isfinite(pred).all():
+        return math.inf
+    err = ((pred.double() - target.double()) ** 2).mean(dim=(0, 1) + tuple(range(3, pred.dim())))  # (C,)
+    return float(torch.sqrt((err / var).mean()))
 
 
 def train(name: str, ds: Any, config: TrainConfig, progress: Progress = no_progress,
@@ -120,76 +222,113 @@ def train(name: str, ds: Any, config: TrainConfig, progress: Progress = no_progr
     """Train model `name` on dataset `ds` (core.datasets); save to `out` (every `checkpoint_every`
     iterations and at the end). `resume` continues from a checkpoint of the same run exactly.
     """
-    from core.datasets import CoarseWindows, FineWindows
+    from core.datasets import CoarseWindows, FineWindows, trajectories
+    from core.surrogates import build_model
 
     device = torch_device(device)
     meta = DataMeta.from_dataset(ds)
     torch.manual_seed(config.seed)
     model = build_model(name, meta, **model_overrides).to(device)
+    cycle = getattr(model.config, "cycle", None)
+    if cycle and getattr(model, "macro", None) is not None and getattr(model, "micro", None) is not None \
+            and config.rollout < 2 * cycle:
+        raise WorkbenchError(f"train rollout={config.rollout} must be >= 2N = {2 * cycle} for {name} (two "
+                             "whole micro/macro cycles, so the autonomous macro steps are trained)")
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)
-    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=config.lr_step, gamma=config.lr_gamma)
     gen = torch.Generator().manual_seed(config.seed)
-    history: list[float] = []
-    start = 0
+    stages = plan(model, config)
+    state: dict[str, Any] = {"history": [], "validation": [], "best": {"score": math.inf, "iteration": -1},
+                             "best_state": None, "start": 0}
     if resume is not None:
-        start, history = _restore(Path(resume), name, meta, config, model, opt, sched, gen, device)
-    stages = {_stage_of(model, config, i) for i in range(start, config.total)}
+        _restore(Path(resume), name, meta, config, model, opt, gen, device, state)
+    val_frames = trajectories(ds, "val") if _has_split(ds, "val") else trajectories(ds, "train")
     fine_len = config.fine_rollout or meta.k
+    needed = {s for s, first, n in stages if first + n > state["start"]}
+    window = config.rollout + config.pushforward
     samplers = {}
-    if "fine" in stages:
+    if "fine" in needed:
         samplers["fine"] = _Sampler(FineWindows(ds, "train", length=fine_len), gen)
-    if "coarse" in stages:
-        samplers["coarse"] = _Sampler(CoarseWindows(ds, "train", length=config.rollout), gen)
+    if needed & {"macro", "coarse"}:
+        samplers["coarse"] = _Sampler(CoarseWindows(ds, "train", length=window), gen)
     t0 = time.perf_counter()
     model.train()
-    for i in range(start, config.total):
-        stage = _stage_of(model, config, i)
-        length = config.rollout_at(i - (config.pretrain_iterations if "fine" in model.stages else 0))
-        loss = _loss(model, stage, samplers[stage].batch(config.batch_size, device), length)
-        if not torch.isfinite(loss):
-            raise WorkbenchError(f"training {name} diverged at iteration {i} (loss {loss.item()}); "
-                                 "lower lr or the rollout length")
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-        opt.step()
-        sched.step()
-        history.append(float(loss.item()))
-        done = i + 1
-        if out is not None and config.checkpoint_every and done % config.checkpoint_every == 0 \
-                and done < config.total:
-            _save(out, model, meta, config, history, opt, sched, gen, done)
-        progress(done, config.total, f"{stage} loss {history[-1]:.3g}")
+    history = state["history"]
+    for stage, first, n_iter in stages:
+        selects = stage == "coarse" or (stage == "fine" and len(stages) == 1)
+        for i in range(max(first, state["start"]), first + n_iter):
+            local = i - first
+            for group in opt.param_groups:
+                group["lr"] = lr_at(config, local, n_iter)
+            length = config.rollout_at(local) if stage == "coarse" else config.rollout
+            batch = samplers["fine" if stage == "fine" else "coarse"].batch(config.batch_size, device)
+            loss = _loss(model, stage, batch, length, config, gen)
+            if not torch.isfinite(loss):
+                raise WorkbenchError(f"training {name} diverged at iteration {i} ({stage} stage, loss "
+                                     f"{loss.item()}); lower lr or the rollout length")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            opt.step()
+            history.append(float(loss.item()))
+            done = i + 1
+            last = local == n_iter - 1
+            if selects and (last or (config.val_every and (local + 1) % config.val_every == 0)):
+                score = validation_score(model, val_frames, config.val_steps, config.val_starts, device)
+                state["validation"].append({"iteration": done, "stage": stage, "val_nrmse": score})
+                if score < state["best"]["score"] or state["best_state"] is None:
+                    state["best"] = {"score": score, "iteration": done}
+                    state["best_state"] = copy.deepcopy(model.state_dict())
+            if out is not None and config.checkpoint_every and done % config.checkpoint_every == 0 \
+                    and done < config.total:
+                _save(out, model, meta, config, opt, gen, done, state)
+            progress(done, config.total, f"{stage} loss {history[-1]:.3g}")
     seconds = time.perf_counter() - t0
+    if state["best_state"] is not None:
+        model.load_state_dict(state["best_state"])
     model.eval()
-    path = _save(out, model, meta, config, history, opt, sched, gen, config.total) if out else None
-    return TrainResult(model, history, seconds, path, meta, config)
+    path = _save(out, model, meta, config, opt, gen, config.total, state) if out else None
+    return TrainResult(model, history, seconds, path, meta, config, state["validation"], state["best"])
 
 
-def _save(out: Path, model: Surrogate, meta: DataMeta, config: TrainConfig, history: list[float],
-          opt: torch.optim.Optimizer, sched: Any, gen: torch.Generator, iteration: int) -> Path:
-    return save_checkpoint(out, model, meta, config, history, optimizer=opt.state_dict(),
-                           scheduler=sched.state_dict(), iteration=iteration,
-                           extra={"generator": gen.get_state()})
+def _has_split(ds: Any, split: str) -> bool:
+    return split in set(np.asarray(ds["split"].values).astype(str).tolist())
+
+
+def _save(out: Path, model: Surrogate, meta: DataMeta, config: TrainConfig, opt: torch.optim.Optimizer,
+          gen: torch.Generator, iteration: int, state: dict[str, Any]) -> Path:
+    # the weights of a finished run are its best (selected) state; a periodic checkpoint keeps the
+    # current weights so that a resumed run continues exactly
+    return save_checkpoint(out, model, meta, config, state["history"], optimizer=opt.state_dict(),
+                           iteration=iteration,
+                           extra={"generator": gen.get_state(), "validation": state["validation"],
+                                  "best": state["best"], "best_state": state["best_state"]})
 
 
 def _restore(path: Path, name: str, meta: DataMeta, config: TrainConfig, model: Surrogate, opt: Any,
-             sched: Any, gen: torch.Generator, device: str) -> tuple[int, list[float]]:
-    """Load weights, optimizer, schedule and sampler state; the run must be the same one."""
-    saved, payload = load_checkpoint(path, expect=meta)
+             gen: torch.Generator, device: str, state: dict[str, Any]) -> None:
+    """Load weights, optimizer, sampler and selection state; the run must be the same one."""
+    from core.io import to_jsonable
+    from core.surrogates import load_checkpoint
+
+    saved, payload = load_checkpoint(path)
     if payload["model"] != name:
         raise WorkbenchError(f"cannot resume {name!r} from checkpoint {str(path)!r} "
                              f"of model {payload['model']!r}")
-    from core.io import to_jsonable
-
+    theirs, ours = payload["meta"].get("dataset_key", ""), meta.dataset_key
+    if theirs != ours:
+        raise WorkbenchError(f"cannot resume from checkpoint {str(path)!r}: it was trained on dataset "
+                             f"{theirs!r}, not on {ours!r}; resume on the same dataset")
+    saved.meta.check_compatible(meta)
     if payload["train_config"] != to_jsonable(config):
         raise WorkbenchError(f"checkpoint {str(path)!r} was made with a different training config; "
                              "resume with the same settings")
-    model.load_state_dict(saved.state_dict())
     if payload.get("optimizer") is None or payload.get("generator") is None:
         raise WorkbenchError(f"checkpoint {str(path)!r} holds no optimizer state; it cannot be resumed")
+    model.load_state_dict(saved.state_dict())
     opt.load_state_dict(payload["optimizer"])
-    sched.load_state_dict(payload["scheduler"])
     gen.set_state(payload["generator"])
     model.to(device)
-    return int(payload["iteration"]), list(payload["history"])
+    state.update(start=int(payload["iteration"]), history=list(payload["history"]),
+                 validation=list(payload.get("validation", [])),
+                 best=dict(payload.get("best", {"score": math.inf, "iteration": -1})),
+                 best_state=payload.get("best_state"))

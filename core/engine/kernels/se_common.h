@@ -17,6 +17,13 @@
 
 #define SE_INLINE static inline __attribute__((always_inline))
 
+/* SMMLAR: (a * b + (c << 32) + 2^31) >> 32 in one instruction */
+SE_INLINE int32_t __smmlar(int32_t a, int32_t b, int32_t c) {
+  int32_t r;
+  __asm__("smmlar %0, %1, %2, %3" : "=r"(r) : "r"(a), "r"(b), "r"(c));
+  return r;
+}
+
 /* the layer marker: a store the emulator watches (an MMIO-like word; unused on a board) */
 #define SE_MARKER_ADDRESS 0x40000000u
 
@@ -80,6 +87,53 @@ SE_INLINE int8_t se_rq_apply(int32_t acc, se_rq_t rq, int32_t out_zp, int32_t ac
   return se_rq_apply_exact(acc, rq, out_zp, act_min, act_max);
 }
 
+/* The tight requantization of the sparse kernels' output-stationary loops, from 2*acc (the weights are
+ * doubled once per channel, so the SMLAD chain yields 2*acc directly). Exact (= qmath.requantize,
+ * TFLite's MultiplyByQuantizedMultiplier) under the SE_FAST_REQUANT proof |acc| < 2^30, for a
+ * multiplier m >= 0 and a right shift r in [1, 21] (se_rq2_prepare refuses anything else and the
+ * caller takes the general path):
+ *   t = SMMULR(2*acc, m)                    = SRDHM(acc, m), |t| <= 2^30
+ *   RDBP(t, r) + out_zp = (t + c + (t >> 31)) >> r with c = 2^(r-1) + out_zp * 2^r
+ *                                           (|t| + |c| + 1 < 2^31 for r <= 21, |out_zp| <= 128; adding
+ *                                            out_zp * 2^r inside the floor shift adds out_zp outside)
+ *   t >> 31 may be replaced by acc >> 31: with m >= 0, t < 0 implies acc < 0, and acc < 0 with t = 0
+ *   gives (c - 1) >> r = (c) >> r = out_zp because 0 <= 2^(r-1) - 1 < 2^r.
+ *   SMMLAR(2*acc, m, c') = c' + t for any c' (its accumulator is added as the high word), so
+ *   v = SMMLAR(2*acc, m, c + (acc >> 31)) >> r,   out = SSAT(v, 8) without an activation
+ *   (else min(max(v, act_min), act_max)).
+ * Per output: ADD (ASR #31 operand), SMMLAR, ASR, SSAT, STRB = 5 instructions: the floor. */
+typedef struct {
+  int32_t mult, c, right, lo, hi, clamp;
+} se_rq2_t;
+
+SE_INLINE int se_rq2_prepare(se_rq2_t *rq, int32_t mult, int32_t shift, int32_t out_zp, int32_t act_min,
+                             int32_t act_max) {
+  if (mult < 0 || shift > -1 || shift < -21 || out_zp < -128 || out_zp > 128) return 0;
+  rq->mult = mult;
+  rq->right = -shift;
+  rq->c = (int32_t)(1u << (rq->right - 1)) + out_zp * (int32_t)(1u << rq->right);
+  rq->lo = act_min;
+  rq->hi = act_max;
+  rq->clamp = !(act_min == -128 && act_max == 127);
+  return 1;
+}
+
+/* the same constants with the clamp known to be the int8 range (so the compiler drops the branch) */
+SE_INLINE se_rq2_t se_rq2_noclamp(se_rq2_t rq) {
+  se_rq2_t r = {rq.mult, rq.c, rq.right, -128, 127, 0};
+  return r;
+}
+
+SE_INLINE int8_t se_rq2_store(int32_t acc2, se_rq2_t rq) {
+  const int32_t c = rq.c + (acc2 >> 31);
+  int32_t v = __smmlar(acc2, rq.mult, c) >> rq.right;
+  if (rq.clamp) {
+    v = v < rq.lo ? rq.lo : v;
+    return (int8_t)(v > rq.hi ? rq.hi : v);
+  }
+  return (int8_t)__ssat(v, 8);
+}
+
 /* the general path of se_rq_apply (any accumulator, any shift) */
 SE_INLINE int8_t se_rq_apply_exact(int32_t acc, se_rq_t rq, int32_t out_zp, int32_t act_min, int32_t act_max) {
   int32_t x = acc;
@@ -120,10 +174,14 @@ SE_INLINE int32_t se_read_q15x2(const int16_t *p) {
 
 SE_INLINE void se_write_q15x2(int16_t *p, int32_t v) { __builtin_memcpy(p, &v, 4); }
 
+/* w rotated right by 8 bits. Written out because GCC's <arm_acle.h> (arm-none-eabi-gcc 12, the exported
+ * firmware's compiler) has no __ror; clang's __ror is this same expression, so its code does not change. */
+SE_INLINE uint32_t se_ror8(uint32_t w) { return (w >> 8) | (w << 24); }
+
 /* [x0,x1,x2,x3] int8 -> *lo = [x0,x2], *hi = [x1,x3] as q15 pairs (the CMSIS-NN "reordered" layout) */
 SE_INLINE void se_unpack_reordered(uint32_t w, int32_t *lo, int32_t *hi) {
   *lo = (int32_t)__sxtb16(w);
-  *hi = (int32_t)__sxtb16(__ror(w, 8));
+  *hi = (int32_t)__sxtb16(se_ror8(w));
 }
 
 /* defined in startup.c and never inlined, so the call ends an emulator block before the layer starts */

@@ -104,6 +104,79 @@ static void ${NAME}_apply(const int8_t *in, int32_t H, int32_t W, int32_t Cin, i
   }
 }
 
+/* The output-stationary pass of one output channel (1x1 / FOLD, block 4): the last one or two kept
+ * blocks (all of them when the channel keeps <= 2; then acc_in == 0 and the pass starts from the
+ * bias) with their weights in registers, doubled so that the SMLAD chain yields 2*acc and the
+ * requantization (se_rq2_store, 5 instructions) needs no shift; multiply, requantize and store in
+ * one pass over the pixels. wb is ignored unless `two`. */
+SE_INLINE void ${NAME}_os_body(const int8_t *x, int32_t Cin, int32_t npix, int32_t d, int32_t wal, int32_t wah,
+                               int32_t wbl, int32_t wbh, int32_t two, int32_t bias2, se_rq2_t rq, int8_t *out,
+                               int32_t Cout, const int32_t *acc_in) {
+  if (acc_in) {
+    if (two) {
+      for (int32_t p = 0; p < npix; p++, x += Cin, out += Cout) {
+        int32_t lo, hi, lo2, hi2;
+        se_unpack_reordered(se_read_u32(x), &lo, &hi);
+        se_unpack_reordered(se_read_u32(x + d), &lo2, &hi2);
+        const int32_t a2 = *acc_in++ * 2;
+        *out = se_rq2_store(__smlad(hi2, wbh, __smlad(lo2, wbl, __smlad(hi, wah, __smlad(lo, wal, a2)))), rq);
+      }
+      return;
+    }
+    for (int32_t p = 0; p < npix; p++, x += Cin, out += Cout) {
+      int32_t lo, hi;
+      se_unpack_reordered(se_read_u32(x), &lo, &hi);
+      *out = se_rq2_store(__smlad(hi, wah, __smlad(lo, wal, *acc_in++ * 2)), rq);
+    }
+    return;
+  }
+  if (two) {
+    for (int32_t p = 0; p < npix; p++, x += Cin, out += Cout) {
+      int32_t lo, hi, lo2, hi2;
+      se_unpack_reordered(se_read_u32(x), &lo, &hi);
+      se_unpack_reordered(se_read_u32(x + d), &lo2, &hi2);
+      *out = se_rq2_store(__smlad(hi2, wbh, __smlad(lo2, wbl, __smlad(hi, wah, __smlad(lo, wal, bias2)))), rq);
+    }
+    return;
+  }
+#pragma clang loop unroll_count(2)
+  for (int32_t p = 0; p < npix; p++, x += Cin, out += Cout) {
+    int32_t lo, hi;
+    se_unpack_reordered(se_read_u32(x), &lo, &hi);
+    *out = se_rq2_store(__smlad(hi, wah, __smlad(lo, wal, bias2)), rq);
+  }
+}
+
+/* the weights unpacked and doubled once per channel; the clamp decided outside the loops */
+SE_INLINE void ${NAME}_os(const int8_t *in, int32_t Cin, int32_t npix, int32_t oa,
+                                                 int32_t ob, uint32_t wa, uint32_t wb, int32_t two, int32_t bias2,
+                                                 se_rq2_t rq, int8_t *out, int32_t Cout, const int32_t *acc_in) {
+  int32_t wal, wah, wbl, wbh;
+  se_unpack_reordered(wa, &wal, &wah);
+  se_unpack_reordered(wb, &wbl, &wbh);
+  wal = (int32_t)__sadd16((uint32_t)wal, (uint32_t)wal);
+  wah = (int32_t)__sadd16((uint32_t)wah, (uint32_t)wah);
+  wbl = (int32_t)__sadd16((uint32_t)wbl, (uint32_t)wbl);
+  wbh = (int32_t)__sadd16((uint32_t)wbh, (uint32_t)wbh);
+  if (rq.clamp)
+    ${NAME}_os_body(in + oa, Cin, npix, ob - oa, wal, wah, wbl, wbh, two, bias2, rq, out, Cout, acc_in);
+  else
+    ${NAME}_os_body(in + oa, Cin, npix, ob - oa, wal, wah, wbl, wbh, two, bias2, se_rq2_noclamp(rq), out, Cout,
+                    acc_in);
+}
+
+/* out[p * Cout] = v for every pixel: a channel whose weights were all pruned (requantized once) */
+static void ${NAME}_fill(int8_t *out, int32_t npix, int32_t Cout, int8_t v) {
+  int32_t p = 0;
+  for (; p + 3 < npix; p += 4, out += 4 * Cout) {
+    out[0] = v;
+    out[Cout] = v;
+    out[2 * Cout] = v;
+    out[3 * Cout] = v;
+  }
+  for (; p < npix; p++, out += Cout) *out = v;
+}
+
 void ${NAME}(const int8_t *in, int32_t H, int32_t W, int32_t Cin, const uint8_t *enc, const int32_t *bias,
              const int32_t *mult, const int32_t *shift, int32_t per_channel, int8_t *out, int32_t Ho,
              int32_t Wo, int32_t Cout, int32_t in_zp, int32_t out_zp, int32_t act_min, int32_t act_max,
@@ -112,7 +185,52 @@ void ${NAME}(const int8_t *in, int32_t H, int32_t W, int32_t Cin, const uint8_t 
   const uint32_t off2 = (uint32_t)(uint16_t)(-in_zp) * 0x10001u;
   for (int32_t co = 0; co < Cout; co++) {
     const int32_t count = enc[0] | (enc[1] << 8);
-    enc += 2;
+    const uint8_t *entries = enc + 2;
+    enc = entries + count * (1 + B);
+    const int32_t q = per_channel ? co : 0;
+    /* first pass: how many entries carry a non-zero weight, and (block 4) the first two of them */
+    int32_t kept = 0, k0 = 0, k1 = 0, kp = 0; /* kp: the kept block before k1 (for the tail) */
+    uint32_t w0 = 0, w1 = 0, wp = 0;
+    {
+      int32_t blk = -1;
+      const uint8_t *e = entries;
+      for (int32_t t = 0; t < count; t++, e += 1 + B) {
+        blk += 1 + (int32_t)(int8_t)e[0] + 128;
+        uint32_t nz = 0;
+        for (int32_t j = 0; j < B; j++) nz |= (uint8_t)e[1 + j];
+        if (!nz) continue; /* a filler entry */
+        if (B == 4) { /* k0, k1: the first two kept blocks; then (kp, k1) slide to the last two */
+          const uint32_t w4 = se_read_u32((const int8_t *)e + 1);
+          if (kept == 0) { k0 = blk * 4; w0 = w4; }
+          else { kp = k1; wp = w1; k1 = blk * 4; w1 = w4; }
+        }
+        kept++;
+      }
+    }
+    if (kept == 0) { /* every weight pruned: the output is requant(bias), one value for all pixels */
+      const se_rq_t rq = se_rq_prepare(mult[q], shift[q]);
+      ${NAME}_fill(out + co, npix, Cout, se_rq_apply_exact(bias[co], rq, out_zp, act_min, act_max));
+      continue;
+    }
+#if SE_FAST_REQUANT
+    if (FOLD && B == 4 && kept <= 2) {
+      se_rq2_t rq2;
+      if (se_rq2_prepare(&rq2, mult[q], shift[q], out_zp, act_min, act_max)) {
+        ${NAME}_os(in, Cin, npix, k0, k1, w0, w1, kept == 2, 2 * bias[co], rq2, out + co, Cout, 0);
+        continue;
+      }
+    }
+    /* more kept blocks: the accumulators take all but the last `tail` (1 or 2, so that the rest pair
+     * up), then one output-stationary pass adds the tail, requantizes and stores */
+    int32_t tail = 0;
+    se_rq2_t rq2;
+    if (FOLD && B == 4 && se_rq2_prepare(&rq2, mult[q], shift[q], out_zp, act_min, act_max)) tail = kept % 2 ? 1 : 2;
+    int32_t left = kept - tail; /* kept blocks the weight-stationary loop still applies */
+#else
+    const int32_t tail = 0;
+    int32_t left = kept;
+#endif
+    /* weight-stationary: the int32 accumulators of all pixels, every kept weight applied to them */
     /* 1x1 (FOLD): the first applied entry writes bias + its products; otherwise start from the bias */
     int32_t fresh = FOLD;
     if (!FOLD)
@@ -120,12 +238,14 @@ void ${NAME}(const int8_t *in, int32_t H, int32_t W, int32_t Cin, const uint8_t 
     int32_t blk = -1, pending = -1; /* pending: a single non-zero waiting for its pair partner */
     int8_t pending_w = 0;
     int32_t held = -1, held_l = 0, held_h = 0; /* FOLD, block 4: a kept block waiting for a partner */
-    for (int32_t t = 0; t < count; t++, enc += 1 + B) {
-      blk += 1 + (int32_t)(int8_t)enc[0] + 128;
-      const int8_t *wv = (const int8_t *)enc + 1;
+    const uint8_t *e = entries;
+    for (int32_t t = 0; t < count; t++, e += 1 + B) {
+      blk += 1 + (int32_t)(int8_t)e[0] + 128;
+      const int8_t *wv = (const int8_t *)e + 1;
       if (B == 4) {
         const uint32_t w4 = se_read_u32(wv);
         if (w4 == 0u) continue; /* a filler entry */
+        if (tail && left-- <= 0) break;
         int32_t wl, wh;
         se_unpack_reordered(w4, &wl, &wh);
         if (FOLD && held < 0) {
@@ -175,9 +295,14 @@ void ${NAME}(const int8_t *in, int32_t H, int32_t W, int32_t Cin, const uint8_t 
       ${NAME}_apply(in, H, W, Cin, Ho, Wo, pending, pending, (uint16_t)pending_w, 0, 0, off2, acc, fresh, bias[co]);
       fresh = 0;
     }
-    if (fresh)
-      for (int32_t p = 0; p < npix; p++) acc[p] = bias[co]; /* a channel with no weight left */
-    const int32_t q = per_channel ? co : 0;
+#if SE_FAST_REQUANT
+    if (tail) {
+      const int32_t ka = tail == 2 ? kp : k1;
+      const uint32_t wa = tail == 2 ? wp : w1;
+      ${NAME}_os(in, Cin, npix, ka, k1, wa, w1, tail == 2, 0, rq2, out + co, Cout, acc);
+      continue;
+    }
+#endif
     se_requant_column(acc, npix, out + co, Cout, mult[q], shift[q], out_zp, act_min, act_max);
   }
 }

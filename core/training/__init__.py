@@ -1,0 +1,59 @@
+"""Training any learned surrogate (PIMRL, its ablations, the baselines) and the budgets it runs on.
+
+Public face::
+
+    TrainConfig, TrainResult, train, plan, validation_score, BUDGETS, train_config
+
+`BUDGETS` are the named training budgets, each the SAME total number of optimizer steps for every
+model of the benchmark (a model without a stage spends its steps on the next one, see `plan`):
+
+* ``small``: tests, notebooks and the app's on-the-fly training (seconds to a minute per model);
+* ``full``: the benchmark's budget, sized to train every model to convergence on 2 CPU cores in the
+  background (`python -m core bench pimrl --budget full`); validation picks the checkpoint;
+* ``paper``: the peers' scale (PeRCNN: 5k–15k iterations) for a GPU.
+
+Per-system settings that the method needs (PIMRL's windows of at least 2N steps) are derived in
+`train_config` from the model's cycle length, never typed twice.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from core.errors import WorkbenchError, unknown
+from core.training.loop import TrainConfig, TrainResult, lr_at, plan, train, validation_score
+
+#: named budgets (TrainConfig fields); iterations are per stage, the total is the same for every model
+BUDGETS: dict[str, dict[str, Any]] = {
+    "small": dict(pretrain_iterations=20, macro_iterations=20, iterations=60, batch_size=2, rollout=8,
+                  rollout_start=2, lr=3e-3, val_steps=10, val_starts=2),
+    "full": dict(pretrain_iterations=300, macro_iterations=300, iterations=1400, batch_size=4, rollout=12,
+                 rollout_start=2, lr=2e-3, noise=0.0, val_every=100, val_steps=25, val_starts=4,
+                 checkpoint_every=100),
+    "paper": dict(pretrain_iterations=2000, macro_iterations=2000, iterations=8000, batch_size=8,
+                  rollout=16, rollout_start=2, lr=1e-3, val_every=250, val_steps=25, val_starts=8,
+                  checkpoint_every=250),
+}
+
+
+def train_config(budget: str, seed: int = 0, cycle: int | None = None, **changes: Any) -> TrainConfig:
+    """The TrainConfig of a named budget; `cycle` = PIMRL's N raises the window to at least 2N."""
+    if budget not in BUDGETS:
+        raise unknown("training budget", budget, BUDGETS)
+    kw = dict(BUDGETS[budget], seed=seed)
+    bad = [k for k in changes if k not in {f.name for f in dataclasses.fields(TrainConfig)}]
+    if bad:
+        raise unknown("training option", bad[0], [f.name for f in dataclasses.fields(TrainConfig)])
+    kw.update({k: v for k, v in changes.items() if v is not None})
+    if cycle:
+        kw["rollout"] = max(kw["rollout"], 2 * int(cycle))
+        kw["rollout_start"] = min(kw["rollout_start"], kw["rollout"])
+    try:
+        return TrainConfig(**kw)
+    except TypeError as exc:
+        raise WorkbenchError(f"bad training option: {exc}") from exc
+
+
+__all__ = ["BUDGETS", "TrainConfig", "TrainResult", "lr_at", "plan", "train", "train_config",
+           "validation_score"]
