@@ -15,7 +15,8 @@ from core.errors import WorkbenchError
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("engine", help="SparseEngine: build | run | compare a NAS candidate on an emulated M7")
-    p.add_argument("action", choices=("build", "run", "compare"))
+    p.add_argument("action", choices=("build", "run", "compare", "export"),
+                   help="export: a firmware project for a board (see --out, --board)")
     p.add_argument("candidate", type=int, help="candidate id in data/nas/candidates.parquet")
     p.add_argument(
         "--sparse",
@@ -24,7 +25,41 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="auto: sparse kernels where the blockwise encoding is smaller; dense: all dense",
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the random input image")
+    _export_arguments(p)
     p.set_defaults(func=main)
+
+
+def _export_arguments(p: argparse.ArgumentParser) -> None:
+    """`engine export ID --out DIR`: the options of core.engine.export.export_firmware."""
+    g = p.add_argument_group("export", "engine export ID --out DIR: a Makefile project for arm-none-eabi-gcc")
+    g.add_argument("--out", help="folder to write (complete or not at all)")
+    g.add_argument("--board", default="mps2-an500", help="stm32f746g-disco | mps2-an500 (runs in QEMU)")
+    g.add_argument("--kernels", default="own", help="own (SparseEngine kernels) | cmsis-nn")
+    g.add_argument("--overwrite", action="store_true", help="replace an earlier export in --out")
+    g.add_argument("--no-run", action="store_true", help="build only: run neither QEMU nor Unicorn")
+    g.add_argument("--timeout", type=float, default=60.0, help="seconds QEMU may run (default 60)")
+    g.add_argument("--record", action="store_true",
+                   help="also write the report to data/engine/<ID>/firmware_<board>.{md,json}")
+
+
+def _export(args: argparse.Namespace) -> int:
+    from core.engine.export import export_firmware
+    from core.io import data_dir, to_jsonable, tqdm_progress, write_result
+
+    if not args.out:
+        raise WorkbenchError("engine export needs --out DIR, the folder to write the firmware project to")
+    with tqdm_progress(f"engine export {args.candidate}") as progress:
+        res = export_firmware(args.candidate, args.out, args.board, args.sparse, args.kernels, args.overwrite,
+                              not args.no_run, args.timeout, progress=progress)
+    if args.record:
+        write_result(f"firmware_{res.board}", res.markdown(), {"report": to_jsonable(res.report)},
+                     vars(args) | {"func": None}, folder=data_dir() / "engine" / str(args.candidate))
+    print(res.uart.strip() or f"built {res.path} (not run)")
+    print(f"\nexported to {res.path}\n")
+    from core.engine.export import size_table
+
+    print(size_table(res.report))
+    return 0
 
 
 def main(args: argparse.Namespace) -> int:
@@ -34,6 +69,8 @@ def main(args: argparse.Namespace) -> int:
     from core.engine.pipeline import deploy
     from core.io import data_dir, tqdm_progress
 
+    if args.action == "export":
+        return _export(args)
     if args.candidate < 0:
         raise WorkbenchError(f"candidate id {args.candidate} must be >= 0")
     build_dir = data_dir() / "engine" / "build" / str(args.candidate)

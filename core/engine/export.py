@@ -1,0 +1,559 @@
+"""A NAS candidate as a firmware project for a real Cortex-M7 board, checked on two emulators.
+
+    result = export_firmware(0, "fw0", board="mps2-an500")   # python -m core engine export 0 --out fw0
+
+writes a self-contained folder (README.md, Makefile, CMakeLists.txt, a linker script, `src/` with the
+startup code, the board file and `main.c`, `model/` with the generated `model.c`/`model.h`, the weights as
+const arrays and the kernels) and checks it:
+
+1. the integer reference (`quant.run_int8`) runs the built-in test input (shapes10 test image 0, quantized
+   with the model's input parameters) and gives every layer's CRC-32 and the predicted class; both are
+   embedded, so the firmware checks itself and prints PASS or FAIL;
+2. the folder is built with Debian's arm-none-eabi-gcc through its own Makefile, warnings as errors; its
+   flash and SRAM come from `arm-none-eabi-size`;
+3. the same `model/` sources are built with the engine's zig cc (`toolchain.build`) and run on the Unicorn
+   emulator (`codegen.execute`): per-layer CRC-32s of the emulated outputs;
+4. for `mps2-an500`, the gcc ELF boots in `qemu-system-arm -M mps2-an500` and its UART output is parsed.
+
+Two compilers, two emulators, one answer: the export is refused unless every CRC-32 and the class agree.
+The folder appears complete or not at all (`core.io.atomic_path`), with `manifest.json` recording the
+command, the candidate and every file's SHA-256; an existing folder is only replaced with `overwrite=True`
+and only if that manifest says it is an earlier export.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from string import Template
+from typing import Any
+
+import numpy as np
+
+from core.errors import WorkbenchError, unknown
+from core.io import Progress, atomic_path, command_line, markdown_table, no_progress
+
+FIRMWARE_DIR = Path(__file__).resolve().parent / "firmware"
+MANIFEST = "manifest.json"
+EXPORT_KIND = "sparseengine-firmware-export"
+KERNELS = ("own", "cmsis-nn")
+SPARSE = ("auto", "dense")
+QEMU_TIMEOUT_S = 60.0
+#: the Debian package of each program the export runs
+PACKAGES = {"arm-none-eabi-gcc": "gcc-arm-none-eabi", "arm-none-eabi-size": "binutils-arm-none-eabi",
+            "make": "make", "qemu-system-arm": "qemu-system-arm"}
+
+
+@dataclass(frozen=True)
+class Board:
+    """A board the firmware runs on: memory map, clock, CPU flags, UART, how to flash or emulate it."""
+
+    name: str
+    title: str
+    flash_origin: int
+    flash_bytes: int
+    sram_bytes: int
+    clock_hz: int
+    fpu: str
+    uart: str
+    qemu_machine: str | None = None
+    flash_address: str | None = None
+    defines: tuple[str, ...] = ()
+
+    @property
+    def source(self) -> str:
+        return "board_" + self.name.replace("-", "_") + ".c"
+
+    @property
+    def cpu_flags(self) -> str:
+        return f"-mcpu=cortex-m7 -mthumb -mfloat-abi=hard -mfpu={self.fpu}"
+
+
+BOARDS = {
+    b.name: b
+    for b in (
+        Board("stm32f746g-disco", "STM32F746G-DISCO (STM32F746NG, Cortex-M7 at 216 MHz)", 0x08000000,
+              1024 * 1024, 320 * 1024, 216_000_000, "fpv5-sp-d16",
+              "USART1 (PA9/PB7) through the ST-LINK virtual COM port, 115200 8N1",
+              flash_address="0x08000000"),
+        Board("mps2-an500", "Arm MPS2+ AN500 (Cortex-M7 FPGA image, as QEMU emulates it)", 0x00000000,
+              4 * 1024 * 1024, 4 * 1024 * 1024, 25_000_000, "fpv5-sp-d16",
+              "CMSDK APB UART0 at 0x40004000, 115200 baud (QEMU: stdio)",
+              qemu_machine="mps2-an500", defines=("FW_SEMIHOSTING=$(SEMIHOSTING)",)),
+    )
+}
+STACK_BYTES = 8192  # the linker scripts' STACK_BYTES
+
+
+@dataclass
+class FirmwareExport:
+    """What `export_firmware` wrote and measured."""
+
+    path: Path
+    board: str
+    candidate: int
+    report: dict[str, Any]
+    uart: str = ""
+    files: list[str] = field(default_factory=list)
+
+    @property
+    def sizes(self) -> list[dict[str, Any]]:
+        """Rows: source, flash_bytes, sram_bytes (NAS estimate, zig ELF, gcc ELF)."""
+        return self.report["sizes"]
+
+    def markdown(self) -> str:
+        return report_markdown(self.report)
+
+
+# ------------------------------------------------------------------------------------ validation --
+def board(name: str) -> Board:
+    if name not in BOARDS:
+        raise unknown("board", name, BOARDS)
+    return BOARDS[name]
+
+
+def tool(name: str) -> str:
+    """Path of a host program, or one sentence naming the Debian package that provides it."""
+    path = shutil.which(name)
+    if path is None:
+        raise WorkbenchError(f"{name} is not installed; install Debian's {PACKAGES[name]} package "
+                             f"(apt-get install {PACKAGES[name]})")
+    return path
+
+
+def is_export(path: Path) -> bool:
+    """True when `path` holds a manifest written by `export_firmware` (an earlier export)."""
+    try:
+        return json.loads((Path(path) / MANIFEST).read_text()).get("kind") == EXPORT_KIND
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _check_out(out: Path, overwrite: bool) -> None:
+    if not (out.exists() or out.is_symlink()):
+        return
+    if not overwrite:
+        raise WorkbenchError(f"the output folder {str(out)!r} already exists; pass --overwrite to replace "
+                             "an earlier export, or choose another --out")
+    if not out.is_dir() or not is_export(out):
+        raise WorkbenchError(f"{str(out)!r} exists and is not an earlier firmware export (no {MANIFEST} "
+                             "written by `engine export`), so it is not replaced; choose another --out")
+
+
+# ----------------------------------------------------------------------------- reference and input --
+def test_input(qm: Any) -> tuple[np.ndarray, str]:
+    """The built-in input: shapes10 test image 0 as the model's int8 (H, W, C) input, and its description."""
+    from core.tinyformer.data import get_dataset, resize
+    from core.tinyformer.quant import quantize_input
+
+    ds = get_dataset("shapes10", "test", n=1)
+    x, labels = ds.tensors(1)
+    x = quantize_input(qm, resize(x, int(qm.graph.tensors[qm.graph.input].shape[0])))[0]
+    label = int(labels[0])
+    return x, f"shapes10 test image 0 (label {label}, {ds.classes[label]})"
+
+
+def crc32(a: np.ndarray) -> int:
+    """zlib's CRC-32 of an int8 tensor's bytes in C order (what main.c computes over the arena)."""
+    return zlib.crc32(np.ascontiguousarray(a, np.int8).tobytes())
+
+
+def reference(qm: Any, x: np.ndarray) -> dict[str, Any]:
+    """Per-layer CRC-32s, logits and class of the integer reference (`quant.run_int8`) on `x`."""
+    from core.tinyformer.quant import run_int8
+
+    out, env = run_int8(qm, x, trace=True)
+    logits = np.asarray(out, np.int8).ravel()
+    return {"crc32": [crc32(env[q.op.output]) for q in qm.qops], "logits": logits.tolist(),
+            "class": int(np.argmax(logits))}
+
+
+# ---------------------------------------------------------------------------------------- writing --
+def _c_bytes(values: np.ndarray) -> str:
+    vals = np.asarray(values).ravel().tolist()
+    return ",\n  ".join(", ".join(str(v) for v in vals[i:i + 24]) for i in range(0, len(vals), 24))
+
+
+def _c_string(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _firmware_data(title: str, program: Any, qm: Any, x: np.ndarray, ref: dict[str, Any],
+                   input_text: str, classes: tuple[str, ...]) -> tuple[str, str]:
+    """firmware_data.h / .c: the layer table with the reference CRC-32s, the input, the class names."""
+    n_classes = len(ref["logits"])
+    names = [classes[k] if k < len(classes) else f"class {k}" for k in range(n_classes)]
+    header = (
+        "/* Generated by core/engine/export.py: the model's layer table (arena offset, bytes and the\n"
+        " * integer reference's CRC-32 of each layer's output), the test input and the class names. */\n"
+        "#ifndef FIRMWARE_DATA_H\n#define FIRMWARE_DATA_H\n#include <stdint.h>\n\n"
+        "typedef struct {\n  const char *name;\n  const char *kind;\n  uint32_t offset;\n  uint32_t bytes;\n"
+        "  uint32_t crc32;\n} fw_layer_t;\n\n"
+        f"#define FW_TITLE {_c_string(title)}\n#define FW_INPUT_DESCRIPTION {_c_string(input_text)}\n"
+        f"#define FW_LAYERS {len(program.layers)}\n#define FW_MACS {int(qm.graph.macs)}u\n"
+        f"#define FW_INPUT_BYTES {x.size}u\n#define FW_CLASSES {n_classes}\n"
+        f"#define FW_EXPECTED_CLASS {ref['class']}\n\n"
+        "extern const fw_layer_t fw_layers[FW_LAYERS];\nextern const int8_t fw_input[FW_INPUT_BYTES];\n"
+        "extern const char *const fw_classes[FW_CLASSES];\n#endif\n")
+    rows = []
+    for name, kind, (offset, shape), crc in zip(program.layers, program.kinds, program.layer_outputs,
+                                                ref["crc32"], strict=True):
+        size = int(np.prod(shape))
+        rows.append(f"  {{{_c_string(name)}, {_c_string(kind)}, {offset}u, {size}u, 0x{crc:08x}u}},")
+    source = (
+        '/* Generated by core/engine/export.py (see firmware_data.h). */\n#include "firmware_data.h"\n\n'
+        "const fw_layer_t fw_layers[FW_LAYERS] = {\n" + "\n".join(rows) + "\n};\n\n"
+        f"/* {input_text}: int8 (H, W, C) = {tuple(x.shape)}, the model's input quantization */\n"
+        f"const int8_t fw_input[FW_INPUT_BYTES] = {{\n  {_c_bytes(x)}\n}};\n\n"
+        "const char *const fw_classes[FW_CLASSES] = {" + ", ".join(_c_string(n) for n in names) + "};\n")
+    return header, source
+
+
+def _copy(names: list[str], dest: Path) -> None:
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        shutil.copyfile(FIRMWARE_DIR / name, dest / name)
+
+
+def _write_project(folder: Path, b: Board) -> None:
+    """Build files, linker script and sources (not `model/`, `src/firmware_data.*` or the README)."""
+    _copy(["main.c", "startup.c", "board.h", "cm7.h", b.source], folder / "src")
+    _copy([f"{b.name}.ld", "Makefile"], folder)
+    defines = " ".join(f"-D{d}" for d in b.defines)
+    mk = [f"# Generated by core/engine/export.py for {b.title}", f"BOARD := {b.name}",
+          f"CPU_FLAGS := {b.cpu_flags}", f"LDSCRIPT := {b.name}.ld",
+          f"QEMU_MACHINE := {b.qemu_machine or ''}",
+          f"FLASH_ADDRESS := {b.flash_address or ''}"]
+    if b.qemu_machine:
+        mk.append("SEMIHOSTING ?= 1")
+    mk.append(f"BOARD_DEFINES := {defines}")
+    (folder / "board.mk").write_text("\n".join(mk) + "\n")
+    cmake = (FIRMWARE_DIR / "CMakeLists.txt").read_text()
+    cmake_defines = " ".join(d.replace("$(SEMIHOSTING)", "1") for d in b.defines)
+    for key, val in {"@BOARD@": b.name, "@CPU_FLAGS@": b.cpu_flags, "@LDSCRIPT@": f"{b.name}.ld",
+                     "@CMAKE_DEFINES@": cmake_defines}.items():
+        cmake = cmake.replace(key, val)
+    (folder / "CMakeLists.txt").write_text(cmake)
+
+
+# -------------------------------------------------------------------------------- build and run --
+def _run(cmd: list[str], what: str, cwd: Path | None = None, timeout: float = 600) -> str:
+    res = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False)
+    if res.returncode != 0:
+        lines = [ln for ln in (res.stderr + res.stdout).splitlines() if "error" in ln.lower()]
+        tail = lines[0] if lines else " | ".join((res.stderr or res.stdout).strip().splitlines()[-3:])
+        raise WorkbenchError(f"{what} failed: {tail.strip()}")
+    return res.stdout + res.stderr
+
+
+def gcc_build(folder: Path, *make_args: str) -> dict[str, Any]:
+    """`make` in an exported folder (arm-none-eabi-gcc, -Werror); sizes of build/firmware.elf.
+
+    flash = text + data and SRAM = data + bss of `arm-none-eabi-size` (Berkeley format): text holds the
+    vector table, code and constants; bss the zeroed data, the arena (.noinit) and the stack.
+    """
+    tool("arm-none-eabi-gcc")
+    size = tool("arm-none-eabi-size")
+    log = _run([tool("make"), "-C", str(folder), "--no-print-directory", "-j2", *make_args],
+               "building the firmware with arm-none-eabi-gcc")
+    elf = Path(folder) / "build" / "firmware.elf"
+    out = _run([size, "--format=berkeley", str(elf)], "arm-none-eabi-size")
+    text, data, bss = (int(v) for v in out.splitlines()[1].split()[:3])
+    return {"elf": elf, "log": log, "text": text, "data": data, "bss": bss,
+            "flash_bytes": text + data, "sram_bytes": data + bss}
+
+
+def run_qemu(elf: Path, machine: str = "mps2-an500", timeout: float = QEMU_TIMEOUT_S) -> str:
+    """Boot `elf` in qemu-system-arm (semihosting exit) and return what it wrote to the UART.
+
+    A run that does not end within `timeout` seconds is killed and named with its last UART line.
+    """
+    cmd = [tool("qemu-system-arm"), "-M", machine, "-nographic", "-monitor", "none", "-serial", "stdio",
+           "-semihosting-config", "enable=on,target=native", "-kernel", str(elf)]
+    with subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True, errors="replace") as proc:
+        try:
+            out, _ = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, _ = proc.communicate()
+            lines = [ln.strip() for ln in out.replace("\r", "").splitlines() if ln.strip()]
+            last = lines[-1] if lines else "(nothing)"
+            raise WorkbenchError(f"QEMU did not finish within {timeout:g} s and was stopped; the last UART "
+                                 f"line was {last!r}") from None
+    text = out.replace("\r", "")
+    if "done status=" not in text:
+        lines = [ln for ln in text.splitlines() if ln.strip()]
+        raise WorkbenchError(f"QEMU exited with status {proc.returncode} before the firmware finished; the "
+                             f"last line was {(lines[-1] if lines else '(nothing)')!r}")
+    return text
+
+
+_LAYER = re.compile(r"^layer (\d+) (\S+) (\S+) crc32=0x([0-9a-f]{8}) cycles=(\d+|n/a)$", re.M)
+_CLASS = re.compile(r"^class=(-?\d+) \((.*)\) logits=(\S+)$", re.M)
+
+
+def parse_uart(text: str) -> dict[str, Any]:
+    """The firmware's report: per-layer CRC-32s and cycles (None = n/a), class, logits, status."""
+    layers = [{"index": int(m[1]), "name": m[2], "kind": m[3], "crc32": int(m[4], 16),
+               "cycles": None if m[5] == "n/a" else int(m[5])} for m in _LAYER.finditer(text)]
+    cls = _CLASS.search(text)
+    status = re.search(r"^done status=(\d+)$", text, re.M)
+    if cls is None or status is None or not layers:
+        raise WorkbenchError("the firmware's UART output has no complete report (layer lines, class= and "
+                             "done status=)")
+    return {"layers": layers, "class": int(cls[1]), "class_name": cls[2],
+            "logits": [int(v) for v in cls[3].split(",")], "status": int(status[1]),
+            "dwt": "DWT cycle counter: running" in text}
+
+
+def _mismatch(what: str, names: list[str], got: list[int], want: list[int]) -> str | None:
+    bad = [n for n, g, w in zip(names, got, want, strict=False) if g != w]
+    if len(got) != len(want):
+        return f"{what} reported {len(got)} layers, the model has {len(want)}"
+    return f"{what} differs from the integer reference in layers {', '.join(bad[:5])}" if bad else None
+
+
+# ------------------------------------------------------------------------------------------ export --
+def export_firmware(
+    cid: int,
+    out: Path | str,
+    board_name: str = "mps2-an500",
+    sparse: str = "auto",
+    kernels: str = "own",
+    overwrite: bool = False,
+    run: bool = True,
+    timeout: float = QEMU_TIMEOUT_S,
+    nas_dir: Path | None = None,
+    progress: Progress = no_progress,
+) -> FirmwareExport:
+    """Write the firmware project of NAS candidate `cid` to `out` and check it (see the module docstring).
+
+    run=False builds with both compilers (for the sizes) but runs neither emulator. Every bad input is
+    refused before anything is written: unknown board, sparse mode, kernels or candidate, an existing `out`
+    (unless `overwrite` and it is an earlier export), a missing arm-none-eabi-gcc, make or (mps2-an500)
+    qemu-system-arm.
+    """
+    from core.engine import models
+    from core.engine.codegen import choose_formats, generate
+    from core.engine.toolchain import Target
+
+    b = board(board_name)
+    if sparse not in SPARSE:
+        raise unknown("sparse mode", sparse, SPARSE)
+    if kernels not in KERNELS:
+        raise unknown("kernel library", kernels, KERNELS)
+    if kernels == "cmsis-nn":
+        raise WorkbenchError("--kernels cmsis-nn is not available for firmware exports; use --kernels own")
+    if cid < 0:
+        raise WorkbenchError(f"candidate id {cid} must be >= 0")
+    out = Path(out).expanduser().absolute()
+    _check_out(out, overwrite)
+    for name in ("arm-none-eabi-gcc", "arm-none-eabi-size", "make"):
+        tool(name)
+    if run and b.qemu_machine:
+        tool("qemu-system-arm")
+    steps = 6
+    progress(0, steps, "loading and quantizing the candidate")
+    qm, row = models.candidate(cid, nas_dir)
+    x, input_text = test_input(qm)
+    progress(1, steps, "integer reference")
+    ref = reference(qm, x)
+    target = Target(flash_bytes=b.flash_bytes, sram_bytes=b.sram_bytes, stack_bytes=STACK_BYTES,
+                    clock_hz=b.clock_hz)
+    title = f"candidate {cid}"
+    command = (f"python -m core engine export {cid} --out {out} --board {b.name} --sparse {sparse} "
+               f"--kernels {kernels}" + ("" if run else " --no-run"))
+    with atomic_path(out, replace_dir=is_export) as tmp:
+        tmp.mkdir()
+        progress(2, steps, "generating C")
+        program = generate(qm, tmp / "model", choose_formats(qm, sparse), target, title=title)
+        from core.tinyformer.data import SHAPES10_CLASSES
+
+        header, source = _firmware_data(title, program, qm, x, ref, input_text, SHAPES10_CLASSES)
+        _write_project(tmp, b)
+        (tmp / "src" / "firmware_data.h").write_text(header)
+        (tmp / "src" / "firmware_data.c").write_text(source)
+        progress(3, steps, "building with arm-none-eabi-gcc (-Werror)")
+        gcc = gcc_build(tmp)
+        progress(4, steps, "building with zig cc" + (", running on Unicorn" if run else ""))
+        zig = _zig(program, tmp / "model", x, target, run)
+        uart = ""
+        if run and b.qemu_machine:
+            progress(5, steps, f"booting in qemu-system-arm -M {b.qemu_machine}")
+            uart = run_qemu(gcc["elf"], b.qemu_machine, timeout)
+        report = _report(cid, row, b, sparse, kernels, program, ref, gcc, zig, uart, input_text, command)
+        problems = report["problems"]
+        if problems:
+            raise WorkbenchError("the exported firmware does not reproduce the integer reference: "
+                                 + "; ".join(problems))
+        for junk in [*(tmp / "build").rglob("*.o"), *(tmp / "build").rglob("*.d")]:
+            junk.unlink()
+        (tmp / "README.md").write_text(_readme(report, b, program, command))
+        (tmp / "report.md").write_text(report_markdown(report))
+        (tmp / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+        files = sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*") if p.is_file())
+        manifest = {"kind": EXPORT_KIND, "command": command, "invoked_by": command_line(),
+                    "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "candidate": cid, "board": b.name,
+                    "sparse": sparse, "kernels": kernels, "run": run, "weights": row.get("weights"),
+                    "arch": row["arch"],
+                    "files": {f: hashlib.sha256((tmp / f).read_bytes()).hexdigest() for f in files}}
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    progress(steps, steps, f"exported to {out}")
+    return FirmwareExport(out, b.name, cid, report, uart, [*files, MANIFEST])
+
+
+def _zig(program: Any, model_dir: Path, x: np.ndarray, target: Any, run: bool) -> dict[str, Any]:
+    """Build `model/` with the engine's zig cc (`toolchain.build`); with `run`, emulate it on Unicorn."""
+    from core.engine.codegen import execute
+    from core.engine.toolchain import build
+
+    with tempfile.TemporaryDirectory(prefix="se-export-zig-") as tmp:
+        fw = build(program.sources, Path(tmp), target, include_dirs=(model_dir,))
+        result = {"flash_bytes": fw.flash_bytes, "sram_bytes": fw.sram_bytes}
+        if run:
+            ex = execute(program, fw, x, target)
+            result |= {"crc32": [crc32(o) for o in ex.layer_outputs], "logits": ex.output.ravel().tolist(),
+                       "class": int(np.argmax(ex.output.ravel())), "instructions": ex.result.instructions}
+    return result
+
+
+def _report(cid: int, row: dict[str, Any], b: Board, sparse: str, kernels: str, program: Any,
+            ref: dict[str, Any], gcc: dict[str, Any], zig: dict[str, Any], uart: str, input_text: str,
+            command: str) -> dict[str, Any]:
+    """The export's report: sizes, per-layer checksums of the three runs, class, problems found."""
+    names = program.layers
+    qemu = parse_uart(uart) if uart else None
+    problems = []
+    layers = [{"name": n, "kind": k, "storage": "sparse" if (f := program.formats.get(n)) and f.sparse
+               else ("dense" if f else "-"), "crc32_reference": f"{c:08x}"}
+              for n, k, c in zip(names, program.kinds, ref["crc32"], strict=True)]
+    if "crc32" in zig:
+        problems.append(_mismatch("zig cc + Unicorn", names, zig["crc32"], ref["crc32"]))
+        if zig["class"] != ref["class"]:
+            problems.append(f"zig cc + Unicorn predicts class {zig['class']}, the int8 model {ref['class']}")
+        for layer, c in zip(layers, zig["crc32"], strict=False):
+            layer["crc32_unicorn"] = f"{c:08x}"
+    if qemu is not None:
+        problems.append(_mismatch("gcc + QEMU", names, [r["crc32"] for r in qemu["layers"]], ref["crc32"]))
+        if qemu["class"] != ref["class"]:
+            problems.append(f"gcc + QEMU predicts class {qemu['class']}, the int8 model {ref['class']}")
+        for layer, r in zip(layers, qemu["layers"], strict=False):
+            layer["crc32_qemu"], layer["cycles_qemu"] = f"{r['crc32']:08x}", r["cycles"]
+    sizes = [
+        {"build": "NAS estimate (candidates.parquet)", "flash_bytes": int(row["flash_bytes"]),
+         "sram_bytes": int(row["sram_bytes"]),
+         "note": "weights + quantization parameters; peak live tensors"},
+        {"build": "zig cc ELF (engine build, run on Unicorn)", "flash_bytes": zig["flash_bytes"],
+         "sram_bytes": zig["sram_bytes"], "note": "model + kernels + engine startup; arena + 4 KB stack"},
+        {"build": "arm-none-eabi-gcc ELF (this project)", "flash_bytes": gcc["flash_bytes"],
+         "sram_bytes": gcc["sram_bytes"],
+         "note": f"text {gcc['text']} + data {gcc['data']}; data + bss {gcc['bss']} "
+                 f"(arena, {STACK_BYTES // 1024} KB stack, UART code, test input)"},
+    ]
+    return {
+        "command": command, "candidate": cid, "board": b.name, "board_title": b.title, "sparse": sparse,
+        "kernels": kernels, "weights": row.get("weights"), "input": input_text,
+        "macs": int(sum(program.macs)),
+        "arena_bytes": program.arena_bytes, "sizes": sizes,
+        "reference": {"class": ref["class"], "logits": ref["logits"]},
+        "unicorn": None if "crc32" not in zig else {
+            "class": zig["class"], "instructions": zig["instructions"],
+            "bit_exact": zig["crc32"] == ref["crc32"]},
+        "qemu": None if qemu is None else {
+            "class": qemu["class"], "status": qemu["status"], "dwt": qemu["dwt"],
+            "bit_exact": [r["crc32"] for r in qemu["layers"]] == ref["crc32"]},
+        "layers": layers, "uart": uart, "problems": [p for p in problems if p],
+        "tools": {"gcc": _version("arm-none-eabi-gcc"),
+                  "qemu": _version("qemu-system-arm") if uart else None},
+    }
+
+
+def _version(name: str) -> str:
+    res = subprocess.run([name, "--version"], capture_output=True, text=True, check=False)
+    return (res.stdout.splitlines() or [""])[0]
+
+
+def size_table(report: dict[str, Any]) -> str:
+    rows = [[s["build"], s["flash_bytes"], f"{s['flash_bytes'] / 1024:.1f}", s["sram_bytes"],
+             f"{s['sram_bytes'] / 1024:.1f}"] for s in report["sizes"]]
+    return markdown_table(["build", "flash (B)", "flash (KB)", "SRAM (B)", "SRAM (KB)"], rows)
+
+
+def _checks(report: dict[str, Any]) -> str:
+    n = len(report["layers"])
+    gcc = report["tools"]["gcc"]
+    lines = [f"- arm-none-eabi-gcc built the project with `-Wall -Wextra -Werror` ({gcc})."]
+    if report["unicorn"]:
+        lines.append(f"- zig cc + Unicorn: {n}/{n} layer CRC-32s equal the integer reference's, class "
+                     f"{report['unicorn']['class']} ({report['unicorn']['instructions']:,} instructions).")
+    if report["qemu"]:
+        lines.append(f"- arm-none-eabi-gcc + `qemu-system-arm -M {report['board']}`: {n}/{n} layer CRC-32s "
+                     f"equal the integer reference's, class {report['qemu']['class']} (the int8 model's: "
+                     f"{report['reference']['class']}); DWT cycle counter "
+                     f"{'running' if report['qemu']['dwt'] else 'not emulated'}.")
+    if not report["unicorn"] and not report["qemu"]:
+        lines.append("- Not run (--no-run, or no emulator for this board): flash it and compare `check=`.")
+    return "\n".join(lines)
+
+
+def report_markdown(report: dict[str, Any]) -> str:
+    """report.md: the size table, the checks, per-layer checksums and the UART output."""
+    keys = ("crc32_reference", "crc32_unicorn", "crc32_qemu", "cycles_qemu")
+    cols = [k for k in keys if k in report["layers"][0]]
+    rows = [[i, r["name"], r["kind"], r["storage"], *(r[k] if r[k] is not None else "n/a" for k in cols)]
+            for i, r in enumerate(report["layers"])]
+    parts = [f"# Firmware export: candidate {report['candidate']} on {report['board']}", "",
+             f"`{report['command']}`", "", "## Sizes", "", size_table(report), "", "## Checks", "",
+             _checks(report), "", "## Layers", "",
+             markdown_table(["#", "layer", "kind", "storage", *cols], rows)]
+    if report["uart"]:
+        parts += ["", "## UART output (QEMU)", "", "```", report["uart"].strip(), "```"]
+    return "\n".join(parts) + "\n"
+
+
+def _readme(report: dict[str, Any], b: Board, program: Any, command: str) -> str:
+    if b.qemu_machine:
+        how = ("`make run` boots the firmware in QEMU (`apt-get install qemu-system-arm`):\n\n```bash\n"
+               f"qemu-system-arm -M {b.qemu_machine} -nographic -semihosting-config enable=on,target=native "
+               "-kernel build/firmware.elf\n```\n\nThe UART appears on stdio and the firmware ends QEMU "
+               "through semihosting with its status. On a real MPS2+ board (AN500 image) build with "
+               "`make SEMIHOSTING=0` (without a debugger the semihosting call would fault), load "
+               "`build/firmware.bin` as the application image through the board's configuration drive, and "
+               "read UART0 at 115200 baud.")
+        example = report["uart"].strip() or "(not run: export without --no-run to see QEMU's output here)"
+    else:
+        how = ("Connect the board's ST-LINK USB port (CN14), then either\n\n"
+               "- `make flash` (`st-flash --reset write build/firmware.bin 0x08000000`; "
+               "`apt-get install stlink-tools`), or\n"
+               "- copy `build/firmware.bin` to the `DIS_F746NG` USB drive the ST-LINK shows (mass storage); "
+               "the board flashes and resets itself.\n\n"
+               "Read the UART on the ST-LINK's virtual COM port at 115200 8N1, e.g. "
+               "`picocom -b 115200 /dev/ttyACM0` (Linux) and press the black reset button (B2) to run the "
+               "model again.")
+        example = "\n".join(
+            [f"== SparseEngine firmware: candidate {report['candidate']} on {b.name} ==", "..."]
+            + [f"layer {i} {r['name']} {r['kind']} crc32=0x{r['crc32_reference']} cycles=<measured>"
+               for i, r in enumerate(report["layers"])]
+            + ["total cycles=<sum> time_us=<at 216 MHz>",
+               f"class={report['reference']['class']} (...) logits=...", "check=PASS ...", "done status=0"])
+    values = {
+        "title": f"Candidate {report['candidate']}", "board_title": b.title, "board": b.name,
+        "board_source": b.source, "command": command, "input": report["input"], "uart": b.uart,
+        "board_setup": ("216 MHz from the 25 MHz HSE through the PLL, over-drive, 7 flash wait states, "
+                        "ART, caches, USART1" if b.qemu_machine is None
+                        else "caches, CMSDK UART0, semihosting exit"),
+        "weights": report["weights"] or "see manifest.json", "kernels": report["kernels"],
+        "sparse": report["sparse"], "n_sparse": sum(r["storage"] == "sparse" for r in report["layers"]),
+        "stack_bytes": STACK_BYTES, "how_to_run": how, "example_output": example,
+        "clock_mhz": b.clock_hz // 1_000_000, "size_table": size_table(report), "checks": _checks(report),
+    }
+    return Template((FIRMWARE_DIR / "README.template.md").read_text()).substitute(values)
