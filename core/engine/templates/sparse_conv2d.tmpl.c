@@ -214,7 +214,7 @@ void ${NAME}(const int8_t *in, int32_t H, int32_t W, int32_t Cin, const uint8_t 
     }
 #if SE_FAST_REQUANT
     if (FOLD && B == 4 && kept <= 2) {
-      se_rq2_t rq2;
+      se_rq2_t rq2 SE_RQ2_UNSET;
       if (se_rq2_prepare(&rq2, mult[q], shift[q], out_zp, act_min, act_max)) {
         ${NAME}_os(in, Cin, npix, k0, k1, w0, w1, kept == 2, 2 * bias[co], rq2, out + co, Cout, 0);
         continue;
@@ -223,7 +223,7 @@ void ${NAME}(const int8_t *in, int32_t H, int32_t W, int32_t Cin, const uint8_t 
     /* more kept blocks: the accumulators take all but the last `tail` (1 or 2, so that the rest pair
      * up), then one output-stationary pass adds the tail, requantizes and stores */
     int32_t tail = 0;
-    se_rq2_t rq2;
+    se_rq2_t rq2 SE_RQ2_UNSET;
     if (FOLD && B == 4 && se_rq2_prepare(&rq2, mult[q], shift[q], out_zp, act_min, act_max)) tail = kept % 2 ? 1 : 2;
     int32_t left = kept - tail; /* kept blocks the weight-stationary loop still applies */
 #else
