@@ -9,7 +9,6 @@ import sys
 import threading
 from pathlib import Path
 
-import holoviews as hv
 import numpy as np
 import panel as pn
 import pytest
@@ -48,6 +47,12 @@ def make_page(system: str, **settings) -> de.DataExplorer:
     return page
 
 
+def _shown(view) -> np.ndarray:
+    """The frame a 1D / 2D stream view holds."""
+    data = view.source.data
+    return np.asarray(data["image"][0] if "image" in data else data["y"])
+
+
 # ------------------------------------------------------------------------------------- helpers --
 def test_value_range_by_hand():
     assert w.value_range([0.2, 0.5, np.nan, 0.9]) == (0.2, 0.9)  # one sign: the data's extent
@@ -61,37 +66,58 @@ def test_value_range_by_hand():
 
 def test_frame_view_rejects_other_dims_and_shapes():
     with pytest.raises(WorkbenchError, match="1, 2 or 3"):
-        w.frame_view(("t", "z", "y", "x"), {}, (0, 1))
-    view = w.frame_view(("x",), {"x": np.arange(5.0)}, (0, 1))
+        w.stream_view(("t", "z", "y", "x"), {}, (0, 1))
+    view = w.stream_view(("x",), {"x": np.arange(5.0)}, (0, 1))
     with pytest.raises(WorkbenchError, match=r"\(4,\)"):
         view.update(np.zeros(4))
 
 
 def test_image_view_orients_by_coordinates():
-    """Row i of the frame sits at y[i]: with ascending y, bokeh's image row 0 is the bottom row."""
+    """Row i of the frame sits at y[i]: Bokeh draws image row 0 at the bottom (y[0]) of the extent."""
     y, x = np.linspace(0, 1, 4), np.linspace(0, 2, 6)
     frame = np.arange(24.0).reshape(4, 6)  # value grows with y (rows) and x (columns)
-    view = w.frame_view(("y", "x"), {"y": y, "x": x}, (0.0, 23.0), label="u")
+    view = w.stream_view(("y", "x"), {"y": y, "x": x}, (0.0, 23.0), label="u")
     view.update(frame, title="t = 0")
-    element = view.plot[()]
-    assert isinstance(element, hv.Image)
-    assert element.range("u") == (0.0, 23.0)  # the fixed colour range, not the frame's
-    assert element[x[5], y[3]] == 23.0 and element[x[0], y[0]] == 0.0
-    model = pn.pane.HoloViews(view.plot).get_root()
-    glyph = [r for r in model.select({"type": __import__("bokeh").models.GlyphRenderer})][0]
-    np.testing.assert_array_equal(glyph.data_source.data["image"][0], frame)  # row 0 drawn at y[0]
-    view.reset({"y": y[:2], "x": x[:3]}, (-1.0, 1.0), np.zeros((2, 3)))
-    assert view.plot[()].range("u") == (-1.0, 1.0) and view.cmap == "RdBu_r"
+    assert (view.mapper.low, view.mapper.high) == (0.0, 23.0)  # the fixed colour range
+    np.testing.assert_array_equal(view.source.data["image"][0], frame)
+    glyph = view.fig.renderers[0].glyph
+    # pixel centres at the coordinates: extent = coordinate range plus half a cell on each side
+    assert glyph.x == pytest.approx(-0.2) and glyph.dw == pytest.approx(2.4)
+    assert glyph.y == pytest.approx(-1 / 6) and glyph.dh == pytest.approx(4 / 3)
+    assert w.stream_view(("y", "x"), {"y": y, "x": x}, (-1.0, 1.0)).cmap == "RdBu_r"
 
 
 def test_curve_view_pushes_frames_in_place():
+    """Updating a rendered view only changes its data source's data: no model is added, removed
+    or restyled in the document, so the browser patches one array per frame."""
+    from bokeh.document import Document
+    from bokeh.document.events import ColumnDataChangedEvent, ModelChangedEvent
+
     x = np.linspace(0, 1, 8)
-    view = w.frame_view(("x",), {"x": x}, (-1.0, 1.0), label="u")
-    plot_before = view.plot
+    view = w.stream_view(("x",), {"x": x}, (-1.0, 1.0), label="u")
+    doc = Document()
+    doc.add_root(view.fig)
+    models_before = {m.id for m in doc.models}
+    events = []
+    doc.callbacks.on_change(events.append)
     for k in range(3):
         view.update(np.sin(x + k))
-    assert view.plot is plot_before and view.frames_shown == 3
-    np.testing.assert_allclose(view.plot[()].dimension_values("u"), np.sin(x + 2))
+    assert {m.id for m in doc.models} == models_before and view.frames_shown == 3
+    assert len(events) == 3
+    assert all(isinstance(e, ModelChangedEvent | ColumnDataChangedEvent) and e.model is view.source
+               and getattr(e, "attr", "data") == "data" for e in events)
+    np.testing.assert_allclose(view.source.data["y"], np.sin(x + 2))
+
+
+def test_curve_view_overlays_curves_and_grows_to_show_overshoot():
+    x = np.linspace(0, 1, 8)
+    view = w.StreamCurve(("x",), {"x": x}, (-1.0, 1.0), curves={"truth": ("#000", "solid"),
+                                                                   "model": ("#f00", "solid")})
+    assert (view.fig.y_range.start, view.fig.y_range.end) == pytest.approx((-1.3, 1.3))  # range + 15 %
+    view.update_all({"truth": np.zeros(8), "model": np.full(8, 2.0)})  # overshoot to 2
+    assert view.fig.y_range.end >= 2.0 and view.fig.y_range.start == pytest.approx(-1.3)
+    view.update_all({"model": np.full(8, 1e9)})  # divergence-sized values: capped at 2 ranges beyond
+    assert view.fig.y_range.end <= 5.5
 
 
 def test_volume_view_iso_surface_is_the_sphere():
@@ -99,8 +125,9 @@ def test_volume_view_iso_surface_is_the_sphere():
     c = np.linspace(0.0, 1.0, 21)
     z, y, x = np.meshgrid(c, c, c, indexing="ij")
     f = np.sqrt((x - 0.5) ** 2 + (y - 0.4) ** 2 + (z - 0.6) ** 2)  # (z, y, x)
-    view = w.frame_view(("z", "y", "x"), {"z": c, "y": c, "x": c}, (0.0, 0.6))
-    view.level = 0.5  # value 0.3
+    view = w.stream_view(("z", "y", "x"), {"z": c, "y": c, "x": c}, (0.0, 0.6))
+    assert view.param.level.bounds == (0.0, 0.6)  # physical levels inside the colour range
+    view.level = 0.3
     view.update(f)
     pts = np.asarray(view.iso.points)  # (N, 3) as (x, y, z)
     assert view.surface_points() > 100
@@ -111,7 +138,7 @@ def test_volume_view_iso_surface_is_the_sphere():
     assert vol.shape == (21, 21, 21) and vol[3, 7, 11] == pytest.approx(f[11, 7, 3])
     view.mode = "iso-surface"
     view.update(np.full(f.shape, 0.1))
-    assert view.surface_points() == 0  # level never crossed: a placeholder point, no surface
+    assert view.surface_points() == 0 and not view.crossed  # never crossed: said in the caption
     view.close()
 
 
@@ -179,7 +206,7 @@ def test_page_builds_and_shows_the_dataset_frames(system, ndim):
     page.time_index = 3  # what the Player does
     truth = ds["u"].isel(sample=0, time=3).values
     if ndim < 3:
-        np.testing.assert_array_equal(view.pipe.data, truth)
+        np.testing.assert_array_equal(_shown(view), truth)
     else:
         np.testing.assert_array_equal(view._frame, truth)
         assert view.surface_points() > 0
@@ -191,6 +218,47 @@ def test_page_builds_and_shows_the_dataset_frames(system, ndim):
     assert page.equation.object.strip("$") == ds.attrs["latex"]
 
 
+def test_a_new_dimensionality_replaces_the_view_never_stacks(notes):
+    """2D -> 1D -> 3D -> 2D leaves exactly one frame view on the page, the last one's."""
+    page = make_page("grayscott2d")
+    for system in ("kdv1d", "grayscott3d", "grayscott2d"):
+        page.param.update(system=system, **TINY[system])
+        assert page.generate() and page.runner.wait(120) and page.error == ""
+        assert len(page.frame_area) == 1 and len(page.views) == 1
+        if system == "grayscott3d":
+            vtk = page.frame_view.panes["iso-surface"]
+            assert vtk in page.frame_area.select(type(vtk))
+        else:
+            assert page.frame_view.fig in [p.object for p in page.frame_area.select(pn.pane.Bokeh)]
+    assert page.frame_view.dims == ("y", "x") and list(page.spacetime_area) == []
+
+
+def test_equations_and_table_describe_the_dataset_shown_while_another_generates():
+    page = make_page("grayscott2d")
+    key = page.ds.attrs["key"]
+    page.system = "kdv1d"  # chosen for the next generation, not generated yet
+    assert "grayscott2d" in page.info.object and key in page.info.object
+    assert page.equation.object.strip("$") == page.ds.attrs["latex"]
+    from core.physics import get_system
+
+    assert page.preview.object.strip("$") == get_system("kdv1d", "cpu").latex  # the sidebar previews it
+
+
+@pytest.mark.parametrize("name,typed,allowed", [
+    ("samples", "-5", "2..64"), ("samples", "abc", "2..64"), ("samples", "1e9", "2..64"),
+    ("seed", "-1", "0..2147483647"), ("seed", "1e12", "0..2147483647"), ("frames", "999999", "0..5000"),
+])
+def test_typed_values_out_of_range_are_refused_with_the_range(notes, name, typed, allowed):
+    page = de.create()
+    box = w.int_input(page, name)
+    before = getattr(page, name)
+    box.value = typed
+    assert getattr(page, name) == before and box.value == str(before)  # the box shows the value used
+    assert len(notes.errors) == 1 and allowed in notes.errors[0] and repr(typed) in notes.errors[0]
+    box.value = "3"
+    assert getattr(page, name) == 3 and len(notes.errors) == 1
+
+
 def test_fine_burst_view_meets_the_coarse_frames():
     """Burst b, fine step k (= Δt/δt) is the same state as coarse frame burst_start[b] + 1."""
     page = make_page("grayscott2d")
@@ -198,7 +266,7 @@ def test_fine_burst_view_meets_the_coarse_frames():
     page.param.update(field="v", view="fine burst", burst=1)
     page.time_index = k
     start = int(ds["burst_start"].values[1])
-    np.testing.assert_allclose(page.views[2].pipe.data, ds["v"].isel(sample=0, time=start + 1).values,
+    np.testing.assert_allclose(_shown(page.views[2]), ds["v"].isel(sample=0, time=start + 1).values,
                                rtol=0, atol=1e-6)
     assert f"burst 1, δt step {k}/" in page.views[2].title
     assert page.player.end == ds.sizes["step"] - 1
@@ -212,7 +280,7 @@ def test_open_cached_dataset_and_sessions_are_independent():
     a.cached = next(p for p in a.param.cached.objects if p.endswith(f"{ds.attrs['key']}.zarr"))
     assert a.open() and a.runner.wait(60) and a.error == ""
     assert a.ds.attrs["key"] == ds.attrs["key"] and b.ds is None and b.system == "grayscott2d"
-    np.testing.assert_array_equal(a.views[1].pipe.data, open_dataset(cfg)["u"].isel(sample=0, time=0).values)
+    np.testing.assert_array_equal(_shown(a.views[1]), open_dataset(cfg)["u"].isel(sample=0, time=0).values)
 
 
 @pytest.mark.parametrize("settings,expected", [
@@ -272,11 +340,11 @@ def test_unreadable_open_dataset_becomes_a_notification(notes):
 def test_sampling_timeline_marks_coarse_frames_bursts_and_the_time_shown():
     page = make_page("grayscott2d")
     ds, a = page.ds, page.ds.attrs
-    times, bursts = page.timeline.pipe.data
+    times, bursts = page.timeline.data
     np.testing.assert_array_equal(times, ds["time"].values)
     dt_fine = a["dt_fine"]
     expected = [(t0, t0 + a["burst_len"] * dt_fine) for t0 in ds["time"].values[ds["burst_start"].values]]
     np.testing.assert_allclose(bursts, expected)
     page.param.update(view="fine burst", burst=2)
     page.time_index = 3
-    assert page.timeline.time.t == pytest.approx(expected[2][0] + 3 * dt_fine)
+    assert page.timeline.marker.location == pytest.approx(expected[2][0] + 3 * dt_fine)

@@ -52,13 +52,21 @@ def test_rollout_page_streams_every_frame_and_reports_missing_checkpoints(no_che
     assert list(page._data["models"]) == ["euler", "rk4"]
     truth = _truth("burgers2d")
     fi = page._data["fields"].index(page.field)
-    # the truth view shows the dataset's own frame at step 8; every view got every frame (+ the t=0 one)
+    # the truth view shows the dataset's own frame at step 8, after every step was shown
     np.testing.assert_allclose(page._views["truth"].source.data["image"][0], truth[8, fi], rtol=1e-6)
-    assert all(v.frames_shown == 9 for v in page._views.values())
+    assert page._data["shown"] == 8 and all(v.frames_shown >= 9 for v in page._views.values())
+    # references: persistence's running RMSE is |u0 - u_j| over the grid, computed independently here
+    expected = np.sqrt(np.mean((truth[1:9] - truth[0]) ** 2, axis=(1, 2, 3)))
+    np.testing.assert_allclose(page._lines.sources["persistence"].data["value"], expected, rtol=1e-5)
     rmse = page._data["rmse"]
     assert np.all(rmse["euler"] > 100 * rmse["rk4"])  # the classic-scheme contrast the page teaches
-    err = page._views["euler|err"].source.data["image"][0]
-    np.testing.assert_allclose(err, np.abs(page._data["pred"]["euler"][7, fi] - truth[8, fi]), rtol=1e-5)
+    view = page._views["euler|err"]
+    err = np.abs(page._data["pred"]["euler"][7, fi] - truth[8, fi])
+    # log colours: ERROR_DECADES decades below the field's range; smaller errors show as the bottom colour
+    lo, hi = sv.value_range(truth[:, fi])
+    assert view.clim == pytest.approx(((hi - lo) * 10.0 ** -sv.ERROR_DECADES, hi - lo))
+    assert type(view.mapper).__name__ == "LogColorMapper"
+    np.testing.assert_allclose(view.source.data["image"][0], np.maximum(err, view.clim[0]), rtol=1e-5)
     page.step = 3  # the scrubber replays a stored frame
     np.testing.assert_allclose(page._views["truth"].source.data["image"][0], truth[3, fi], rtol=1e-6)
 
@@ -77,12 +85,14 @@ def test_rollout_page_pause_resume_stop_and_sessions_are_independent(no_checkpoi
     page._show_live = pause_at_three
     page.start()
     assert paused.wait(240)
-    assert page.state == "paused" and page.n_done == 3
-    assert isinstance(page._views["truth"], sv.StreamCurve)  # 1D: a curve
+    assert page.state == "paused" and 3 <= page.n_done <= 40 and page.step == 3
+    assert page.scrubber.visible  # paused: the scrubber replays what was computed
+    assert isinstance(page._views["fields"], sv.StreamCurve)  # 1D: truth, model and persistence overlaid
+    assert set(page._views["fields"].sources) == {"truth", "rk4", "persistence"}
     page.toggle_pause()
     page.stop()
     assert page.wait(60)
-    assert page.state == "stopped" and 3 <= page.n_done < 40
+    assert page.state == "stopped" and 3 <= page.n_done < 40 and page.scrubber.visible
     assert other.state == "idle" and other._data is None and other.models == ["pimrl", "percnn", "rk4"]
 
 
@@ -115,18 +125,22 @@ def test_error_page_schemes_plot_table_and_redraw(no_checkpoints, notes):
     page.runner.wait(300)
     assert page.runner.error == ""
     m = page.result["metrics"]
-    assert list(m.model.values) == ["euler (dt=Δt)", "rk4 (dt=Δt)"]
+    assert list(m.model.values) == ["euler (dt=Δt)", "rk4 (dt=Δt)", *ea.REFERENCES]  # references always
     assert any("fno" in n for n in notes)
-    overlay = page._plot.object
-    kinds = [type(el).__name__ for el in overlay]
-    assert kinds.count("Curve") == 2 and kinds.count("Area") == 2  # log scale: bands as areas
-    curve = [el for el in overlay if type(el).__name__ == "Curve"][0]
-    np.testing.assert_allclose(curve.dimension_values(1), m.rmse.sel(model="euler (dt=Δt)").mean("sample"))
+    fig = page._plot.object
+    lines = [r for r in fig.renderers if type(r.glyph).__name__ == "Line"]
+    areas = [r for r in fig.renderers if type(r.glyph).__name__ == "VArea"]
+    assert len(areas) == 2 and len(lines) == 2 + len(ea.REFERENCES)  # references: lines without bands
+    euler = m.rmse.sel(model="euler (dt=Δt)").mean("sample")
+    np.testing.assert_allclose(lines[0].data_source.data["y"], euler)
+    assert fig.y_scale.__class__.__name__ == "LogScale" and fig.legend[0] in fig.right  # legend off the data
     assert "| euler (dt=Δt) |" in page._table.object and "| rk4 (dt=Δt) |" in page._table.object
+    assert "| never |" in page._table.object and "| 0 |" not in page._table.object  # never diverged
+    assert "over 4 test trajectories" in fig.title.text and page.result["n_test"] == 4  # what the box says
     page.param.update(metric="corr", log_y=False, threshold=0.95)  # redraw only, no recompute
     assert page.result["metrics"] is m
-    kinds = [type(el).__name__ for el in page._plot.object]
-    assert kinds.count("Spread") == 2 and "HLine" in kinds
+    spans = [a for a in page._plot.object.center if type(a).__name__ == "Span"]
+    assert any(s.dimension == "width" and s.location == 0.95 for s in spans)
 
 
 def test_error_plot_marks_hct_where_the_mean_correlation_first_drops():
@@ -137,21 +151,47 @@ def test_error_plot_marks_hct_where_the_mean_correlation_first_drops():
     dims = ("model", "sample", "time")
     m = xr.Dataset({k: (dims, corr if k == "corr" else 1 - corr) for k in ("rmse", "mae", "rel_l2", "corr")},
                    coords={"model": ["a", "b"], "time": 0.5 * np.arange(1, 5)})
-    overlay = ea.error_plot(m, "rmse", True, 0.8)
-    vlines = [el for el in overlay if type(el).__name__ == "VLine"]
-    assert [v.data for v in vlines] == [1.0]  # only model a, at (3 - 1)·0.5
+    fig = ea.error_plot(m, "rmse", True, 0.8)
+    spans = [a for a in fig.center if type(a).__name__ == "Span"]
+    assert [s.location for s in spans] == [1.0]  # only model a, at (3 - 1)·0.5
+    ghost = ea.error_plot(m, "rmse", True, 0.8, ghost=m, ghost_label="σ=0")
+    labels = [item.label.value for item in ghost.legend[0].items]
+    assert labels[:2] == ["before (σ=0): a", "before (σ=0): b"] and labels[2:] == ["a", "b"]
 
 
-def test_error_page_trains_on_fewer_trajectories_on_the_fly(no_checkpoints, notes):
+def test_error_page_trains_on_fewer_trajectories_on_the_fly(no_checkpoints, notes, monkeypatch):
+    """Fewer trajectories are compared with the same model trained now on all of them (same budget);
+    a recompute that only changes the noise reuses both trained models (no training call)."""
+    from pages import _core
+
+    calls = []
+    real = _core.train_model
+
+    def counting(name, ds, iterations, seed, progress):
+        calls.append((name, int((ds["split"].values == "train").sum()), iterations))
+        return real(name, ds, iterations, seed, progress)
+
+    monkeypatch.setattr(_core, "train_model", counting)
     page = ea.ErrorAccumulationPage(system="kdv1d", quick=True, models=["convlstm"], n_train="1 (train now)",
                                     iterations=10, noise=0.05)
     page.compute()
     page.runner.wait(300)
     assert page.runner.error == ""
-    assert list(page.result["metrics"].model.values) == ["convlstm (1 traj.)"]
-    assert len(page._cache) == 1  # a second compute with the same settings reuses the model
+    names = [str(x) for x in page.result["metrics"].model.values if str(x) not in ea.REFERENCES]
+    assert names == ["convlstm (1 traj., 10 its)", "convlstm (2 traj., 10 its)"]
+    assert calls == [("convlstm", 1, 10), ("convlstm", 2, 10)] and len(page._cache) == 2
+    page.noise = 0.2  # new metrics, same trained models
+    page.compute()
+    page.runner.wait(300)
+    assert page.runner.error == "" and len(calls) == 2 and page._cache.hits == 2
+    assert float(page.result["metrics"].attrs["ic_noise"]) == 0.2 and page.previous is not None
 
 
+def test_error_page_model_cache_is_bounded():
+    cache = ea.ModelCache(size=2)
+    for key in "abc":
+        cache.get(key, lambda k=key: k.upper())
+    assert len(cache) == 2 and cache.get("a", lambda: "new") == "new"  # "a" was dropped first
 def test_error_page_data_config_longer_macro_step_keeps_the_horizon():
     base = ea.data_config("burgers2d", "cpu", True, 1).resolved()
     longer = ea.data_config("burgers2d", "cpu", True, 2).resolved()

@@ -1,104 +1,142 @@
-"""The 3D frame view: PyVista iso-surface (vtk.js via `pn.pane.VTK`) or `pn.pane.VTKVolume`."""
+"""3D views: PyVista scenes drawn by vtk.js (`pn.pane.VTK`).
+
+- `VolumeView`: one field, as an iso-surface at a PHYSICAL level (chosen inside the truth's range,
+  so it is crossed; a level that a frame never crosses is said in the caption, never silently empty)
+  or as a volume rendering, with a colour bar that marks the level.
+- `SceneView`: truth and predictions side by side in ONE scene (one camera: rotate one, all turn),
+  every surface at the same physical level; each prediction's surface is coloured by its local
+  |error| on a log scale, with a colour bar.
+
+vtk.js fails on an empty mesh (a single placeholder point is drawn instead), and on a VTK pane taken
+out of the page and put back: a new view is built when the data changes, never re-inserted.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import panel as pn
 import param
+from bokeh.models import ColorBar, LinearColorMapper, LogColorMapper, Span
+from bokeh.plotting import figure
 
-from pages._views import FrameView, _uniform_step
+from pages._stream_views import _StreamView, palette, readable_log_axis
 
 #: 3D rendering modes of `VolumeView`
 RENDER_MODES: tuple[str, ...] = ("iso-surface", "volume")
 
 
-class VolumeView(FrameView):
-    """3D: an iso-surface of the field at `level` (a fraction of the fixed colour range) computed by
-    PyVista off-screen and drawn by vtk.js through `pn.pane.VTK`, or a volume rendering through
-    `pn.pane.VTKVolume`. Only the visible representation is recomputed.
+def _uniform_step(c: np.ndarray) -> float:
+    return float(c[1] - c[0]) if len(c) > 1 else 1.0
 
-    Both panes stay in the layout (toggling `visible`): vtk.js fails on a VTK pane removed from the
-    page, on a synchronized volume whose data changed, and on an orientation widget while hidden.
-    `VTKVolume` rescales its colours to each frame's range, so the iso-surface is the view whose
-    colours mean the same at every time.
-    """
+
+def colorbar_figure(cmap: str, clim: tuple[float, float], *, log: bool = False, title: str = "",
+                    mark: float | None = None) -> tuple[figure, Span | None]:
+    """A slim horizontal Bokeh colour bar (vtk.js scenes carry none), with an optional marker line."""
+    kind = LogColorMapper if log else LinearColorMapper
+    mapper = kind(palette=palette(cmap), low=clim[0], high=clim[1])
+    fig = figure(height=70, toolbar_location=None, min_border=0, outline_line_color=None,
+                 sizing_mode="stretch_width", x_range=(0, 1), y_range=(0, 1))
+    fig.axis.visible = False
+    fig.grid.visible = False
+    bar = ColorBar(color_mapper=mapper, orientation="horizontal", height=12, title=title,
+                   title_text_font_size="9pt", location=(0, 0))
+    if log:
+        readable_log_axis(bar)
+    fig.add_layout(bar, "center")
+    span = None
+    if mark is not None:
+        lo, hi = clim
+        span = Span(location=float((mark - lo) / (hi - lo)), dimension="height", line_color="black",
+                    line_width=2)
+        fig.add_layout(span)
+    return fig, span
+
+
+def _grid(pv, coords, dims, shift: float = 0.0):
+    zc, yc, xc = (coords[d] for d in dims)
+    spacing = (_uniform_step(xc), _uniform_step(yc), _uniform_step(zc))
+    origin = (float(xc[0]) + shift, float(yc[0]), float(zc[0]))
+    return pv.ImageData(dimensions=(len(xc), len(yc), len(zc)), spacing=spacing, origin=origin)
+
+
+def _actor(pv, color):
+    mesh = pv.PolyData()
+    mapper = pv.DataSetMapper(mesh)
+    mapper.scalar_visibility = False
+    actor = pv.Actor(mapper=mapper)
+    actor.prop.color = color
+    actor.prop.specular = 0.3
+    return mesh, actor
+
+
+def _points(frame: np.ndarray) -> np.ndarray:
+    # (z, y, x) C-order ravel puts x fastest, which is VTK's point order for image data.
+    return np.ascontiguousarray(frame, dtype=np.float32).ravel()
+
+
+def _rgb(cmap: str, v: float) -> tuple[float, float, float]:
+    import matplotlib
+
+    r, g, b, _ = matplotlib.colormaps[cmap](float(np.clip(v, 0, 1)))
+    return (float(r), float(g), float(b))
+
+
+class VolumeView(_StreamView):
+    """3D: an iso-surface of the field at a physical `level` (PyVista off-screen, drawn by vtk.js),
+    or a volume rendering (`pn.pane.VTKVolume`, which rescales colours per frame)."""
 
     mode = param.Selector(default="iso-surface", objects=list(RENDER_MODES), doc="3D rendering")
-    level = param.Number(default=0.5, bounds=(0.02, 0.98), step=0.02, doc="iso level (fraction of range)")
+    level = param.Number(default=0.0, doc="iso level (physical value, inside the truth's range)")
+    crossed = param.Boolean(default=True, doc="the level is crossed in the frame shown")
 
     def __init__(self, dims, coords, clim, **kw):
         # a diverging map is white in the middle: invisible as a surface on white, so 3D uses viridis
         kw.setdefault("cmap", "viridis")
+        kw.setdefault("height", 440)
         super().__init__(dims, coords, clim, **kw)
         import pyvista as pv  # imported here: only 3D pages pay for VTK
 
-        self._frame = np.full(self.shape, 0.5 * (self.clim[0] + self.clim[1]), dtype=np.float32)
-        # meshes start empty (add_mesh refuses empty meshes): actors on our own mappers
-        self.iso, self.iso_actor = self._actor(pv, self._level_color())
-        self.iso_actor.prop.specular = 0.3
-        self.outline, outline_actor = self._actor(pv, (0.33, 0.33, 0.33))
+        lo, hi = self.clim
+        self.param.level.bounds = (lo, hi)
+        self.param.level.step = (hi - lo) / 50
+        self.level = lo + 0.5 * (hi - lo)
+        self._frame = np.full(self.shape, 0.5 * (lo + hi), dtype=np.float32)
+        self.grid = _grid(pv, self.coords, self.dims)
+        self.iso, self.iso_actor = _actor(pv, self._level_color())
+        outline, outline_actor = _actor(pv, (0.33, 0.33, 0.33))
+        outline.copy_from(self.grid.outline())
         self.plotter = pv.Plotter(off_screen=True, window_size=(640, 520))
         self.plotter.set_background("white")
         self.plotter.add_actor(self.iso_actor)
         self.plotter.add_actor(outline_actor)
+        self.plotter.camera_position = "iso"
+        self.plotter.reset_camera(bounds=self.grid.bounds)
+        self.iso.copy_from(self._placeholder())
+        cam = self.plotter.camera
         self.panes = {
             "iso-surface": pn.pane.VTK(self.plotter.ren_win, enable_keybindings=False, height=self.height,
                                        sizing_mode="stretch_width", css_classes=["wb-vtk-iso"]),
-            # the default colour map: some presets listed by Panel (e.g. Viridis) are missing in vtk.js
-            "volume": pn.pane.VTKVolume(self._ramp(), display_slices=False,
-                                        controller_expanded=False, render_background="#ffffff",
-                                        height=self.height, sizing_mode="stretch_width",
-                                        css_classes=["wb-vtk-volume"]),
+            "volume": pn.pane.VTKVolume(self._ramp(), display_slices=False, controller_expanded=False,
+                                        render_background="#ffffff", height=self.height,
+                                        sizing_mode="stretch_width", css_classes=["wb-vtk-volume"],
+                                        spacing=self.grid.spacing, origin=self.grid.origin, camera={
+                                            "position": list(cam.position),
+                                            "focalPoint": list(cam.focal_point), "viewUp": list(cam.up)}),
         }
-        self._regrid()
-        self.iso.copy_from(self._placeholder())
+        self.colorbar, self._mark = colorbar_figure(self.cmap, self.clim, title=self.label, mark=self.level)
         self._show_mode()
         self.param.watch(self._on_mode, ["mode"])
         self.param.watch(self._on_level, ["level"])
-
-    @staticmethod
-    def _actor(pv, color):
-        mesh = pv.PolyData()
-        mapper = pv.DataSetMapper(mesh)
-        mapper.scalar_visibility = False
-        actor = pv.Actor(mapper=mapper)
-        actor.prop.color = color
-        return mesh, actor
-
-    def _regrid(self) -> None:
-        import pyvista as pv
-
-        zc, yc, xc = (self.coords[d] for d in self.dims)
-        self.spacing = (_uniform_step(xc), _uniform_step(yc), _uniform_step(zc))
-        self.origin = (float(xc[0]), float(yc[0]), float(zc[0]))
-        self.grid = pv.ImageData(dimensions=(len(xc), len(yc), len(zc)), spacing=self.spacing,
-                                 origin=self.origin)
-        self.outline.copy_from(self.grid.outline())
-        self.plotter.camera_position = "iso"
-        self.plotter.reset_camera(bounds=self.grid.bounds)
-        # the same oblique view as the iso-surface scene (vtk.js would look along an axis)
-        cam = self.plotter.camera
-        self.panes["volume"].param.update(spacing=self.spacing, origin=self.origin, camera={
-            "position": list(cam.position), "focalPoint": list(cam.focal_point), "viewUp": list(cam.up)})
-
-    def reset(self, coords, clim, frame=None, title=None) -> None:
-        old_shape, old_coords = self.shape, self.coords
-        self._set_grid(coords, clim)
-        moved = any(not np.array_equal(old_coords[d], self.coords[d]) for d in self.dims)
-        if self.shape != old_shape or moved:
-            self._regrid()
-        self.update(np.full(self.shape, np.nan) if frame is None else frame, title)
 
     def _placeholder(self):
         """A single point at the grid's origin, drawn when the level is never crossed: vtk.js fails
         on an empty mesh."""
         import pyvista as pv
 
-        return pv.PolyData(np.array([self.origin], dtype=np.float64))
+        return pv.PolyData(np.array([self.grid.origin], dtype=np.float64))
 
     def _ramp(self) -> np.ndarray:
-        """Placeholder volume before any data: the colour range as a ramp along x (vtk.js accepts
-        neither an empty volume nor a zero-width colour range)."""
+        """Placeholder volume before any data: the colour range as a ramp along x."""
         nz, ny, nx = self.shape
         ramp = np.linspace(self.clim[0], self.clim[1], nx, dtype=np.float32)
         return self._xyz(np.broadcast_to(ramp, (nz, ny, nx)))
@@ -112,31 +150,22 @@ class VolumeView(FrameView):
         for mode, pane in self.panes.items():
             pane.visible = mode == self.mode
 
-    @staticmethod
-    def _set_scalars(grid, frame: np.ndarray) -> None:
-        # (z, y, x) C-order ravel puts x fastest, which is VTK's point order for image data.
-        grid.point_data["field"] = np.ascontiguousarray(frame, dtype=np.float32).ravel()
-
-    def _level_value(self) -> float:
-        return self.clim[0] + self.level * (self.clim[1] - self.clim[0])
-
     def _level_color(self) -> tuple[float, float, float]:
-        import matplotlib
-
-        rgba = matplotlib.colormaps[self.cmap](self.level)
-        return (float(rgba[0]), float(rgba[1]), float(rgba[2]))
+        lo, hi = self.clim
+        return _rgb(self.cmap, (self.level - lo) / (hi - lo))
 
     def _render(self) -> None:
         if self.mode == "volume":
             blank = not np.isfinite(self._frame).any()
             self.panes["volume"].object = self._ramp() if blank else self._xyz(np.nan_to_num(self._frame))
-        else:
-            self._set_scalars(self.grid, self._frame)
-            # point normals from the contour filter give smooth (Gouraud) shading in vtk.js
-            surface = self.grid.contour([self._level_value()], scalars="field", compute_normals=True)
-            self.iso.copy_from(surface if surface.n_points else self._placeholder())
-            self.iso_actor.prop.color = self._level_color()
-            self.panes["iso-surface"].synchronize()
+            return
+        self.grid.point_data["field"] = _points(self._frame)
+        # point normals from the contour filter give smooth (Gouraud) shading in vtk.js
+        surface = self.grid.contour([self.level], scalars="field", compute_normals=True)
+        self.crossed = bool(surface.n_points)
+        self.iso.copy_from(surface if surface.n_points else self._placeholder())
+        self.iso_actor.prop.color = self._level_color()
+        self.panes["iso-surface"].synchronize()
 
     def _push(self, frame: np.ndarray) -> None:
         self._frame = np.asarray(frame, dtype=np.float32)
@@ -147,6 +176,9 @@ class VolumeView(FrameView):
         self._show_mode()
 
     def _on_level(self, *_events) -> None:
+        if self._mark is not None:
+            lo, hi = self.clim
+            self._mark.location = (self.level - lo) / (hi - lo)
         if self.mode == "iso-surface":
             self._render()
 
@@ -157,13 +189,108 @@ class VolumeView(FrameView):
 
     def surface_points(self) -> int:
         """Number of vertices of the current iso-surface (0 when the level is never crossed)."""
-        return int(self.iso.n_points) if self.iso.n_cells and self.iso.n_points > 1 else 0
+        return int(self.iso.n_points) if self.crossed else 0
 
     def close(self) -> None:
         self.plotter.close()
 
     def __panel__(self):
+        def note(crossed, level):
+            return "" if crossed else (f"⚠ the level {level:.4g} is not crossed in this frame: move the "
+                                       "level slider inside the field's values")
         controls = pn.Row(pn.widgets.RadioButtonGroup.from_param(self.param.mode, width=220),
-                          pn.widgets.FloatSlider.from_param(self.param.level, width=220,
+                          pn.widgets.FloatSlider.from_param(self.param.level, width=260, name="iso level",
                                                             visible=self.param.mode.rx() == "iso-surface"))
-        return pn.Column(self._caption(), controls, *self.panes.values(), sizing_mode="stretch_width")
+        return pn.Column(pn.pane.Markdown(self.param.title, margin=(0, 10)), controls,
+                         pn.pane.Markdown(pn.bind(note, self.param.crossed, self.param.level),
+                                          margin=(0, 10)),
+                         *self.panes.values(), pn.pane.Bokeh(self.colorbar, sizing_mode="stretch_width"),
+                         sizing_mode="stretch_width")
+
+
+class SceneView(pn.viewable.Viewer):
+    """Truth and predictions of a 3D rollout side by side in one vtk.js scene (one camera).
+
+    All surfaces are at the same physical `level` (the middle of the truth's range unless set);
+    the truth is grey, each prediction is coloured by |prediction − truth| at its surface points on
+    a log scale `err_clim`, shown in the colour bar under the scene.
+    """
+
+    title = param.String(default="")
+
+    def __init__(self, dims, coords, clim, names, err_clim, *, height: int = 420, level: float | None = None):
+        super().__init__()
+        import pyvista as pv
+
+        self.dims, self.names, self.clim = tuple(dims), list(names), (float(clim[0]), float(clim[1]))
+        self.coords = {d: np.asarray(coords[d], float) for d in self.dims}
+        self.shape = tuple(len(self.coords[d]) for d in self.dims)
+        self.level = float(level) if level is not None else 0.5 * (self.clim[0] + self.clim[1])
+        self.err_clim = err_clim
+        width = float(np.ptp(self.coords[self.dims[2]])) * 1.25 + _uniform_step(self.coords[self.dims[2]])
+        self.plotter = pv.Plotter(off_screen=True, window_size=(900, 420))
+        self.plotter.set_background("white")
+        self.grids, self.meshes, self.actors = {}, {}, {}
+        self.lut = pv.LookupTable(cmap="magma", scalar_range=err_clim, log_scale=True)
+        for i, name in enumerate(["truth", *self.names]):
+            self.grids[name] = _grid(pv, self.coords, self.dims, shift=i * width)
+            mesh, actor = _actor(pv, (0.55, 0.6, 0.65) if name == "truth" else (0.8, 0.4, 0.3))
+            if name != "truth":
+                actor.mapper.lookup_table = self.lut
+                actor.mapper.scalar_range = err_clim
+                actor.mapper.scalar_visibility = True
+                actor.mapper.scalar_map_mode = "point"
+            outline, outline_actor = _actor(pv, (0.33, 0.33, 0.33))
+            outline.copy_from(self.grids[name].outline())
+            mesh.copy_from(self._placeholder(name))
+            self.plotter.add_actor(actor)
+            self.plotter.add_actor(outline_actor)
+            self.meshes[name], self.actors[name] = mesh, actor
+        self.plotter.camera_position = "iso"
+        self.plotter.reset_camera()
+        self.pane = pn.pane.VTK(self.plotter.ren_win, enable_keybindings=False, height=height,
+                                sizing_mode="stretch_width", css_classes=["wb-vtk-scene"])
+        self.colorbar, _ = colorbar_figure("magma", err_clim, log=True,
+                                           title="|error| on each prediction's surface (log)")
+        self.frames_shown = 0
+        self.empty: list[str] = []
+
+    def _placeholder(self, name):
+        import pyvista as pv
+
+        pts = np.array([self.grids[name].origin], dtype=np.float64)
+        mesh = pv.PolyData(pts)
+        mesh.point_data["err"] = np.full(1, self.err_clim[0], np.float32)
+        return mesh
+
+    def update(self, truth: np.ndarray, preds: dict[str, np.ndarray | None],
+               title: str | None = None) -> None:
+        """Show the truth and each prediction (None: the model diverged; its surface goes)."""
+        self.empty = []
+        for name in ["truth", *self.names]:
+            frame = truth if name == "truth" else preds.get(name)
+            grid = self.grids[name]
+            if frame is None:
+                self.meshes[name].copy_from(self._placeholder(name))
+                continue
+            grid.point_data["field"] = _points(frame)
+            grid.point_data["err"] = _points(np.maximum(np.abs(frame - truth), self.err_clim[0]))
+            surface = grid.contour([self.level], scalars="field", compute_normals=True)
+            if not surface.n_points:
+                self.empty.append(name)
+            self.meshes[name].copy_from(surface if surface.n_points else self._placeholder(name))
+        if title is not None:
+            self.title = title
+        self.pane.synchronize()
+        self.frames_shown += 1
+
+    def close(self) -> None:
+        self.plotter.close()
+
+    def __panel__(self):
+        caption = (f"**one 3D scene, one camera** · left to right: truth, {', '.join(self.names)} · "
+                   f"iso-surface at u = {self.level:.4g} (middle of the truth's range)")
+        return pn.Column(pn.pane.Markdown(caption, margin=(0, 10)),
+                         pn.pane.Markdown(self.param.title, margin=(0, 10)), self.pane,
+                         pn.pane.Bokeh(self.colorbar, sizing_mode="stretch_width"),
+                         sizing_mode="stretch_width")

@@ -1,53 +1,54 @@
-"""View helpers shared by the workbench pages.
+"""View helpers shared by the workbench pages (one toolkit: Bokeh stream views + one task runner).
 
-- Frame views: `frame_view(dims, coords, clim)` returns a live view of one scalar field -- a curve
-  (1D), an image oriented by its coordinates (2D) or a PyVista iso-surface / volume in a VTK pane
-  (3D). Each is built once; `update(frame)` changes its data in place (an `hv.streams.Pipe` for
-  HoloViews plots, mesh data + `synchronize()` for VTK), so a time scrubber or a live rollout never
-  rebuilds the layout. `SpaceTimeView` shows a whole 1D trajectory with a marker at the current time.
-- Background work: `TaskRunner` runs one job at a time in a worker thread, feeds a
-  `pn.indicators.Progress` from the job's `core.io.Progress` callback on the document's thread,
-  turns `WorkbenchError`s into notifications (never a traceback on screen) and can be cancelled
-  (e.g. when the browser tab closes).
+- Frame views (`pages._stream_views`): `stream_view(dims, coords, clim)` returns the view of one
+  scalar field -- curves (1D), an image oriented by its coordinates (2D), a PyVista iso-surface /
+  volume (3D, `pages._volume`). A view is built for one grid; `update(frame)` swaps its data in
+  place. When the data changes shape or dimensionality, the page builds a new view and REPLACES the
+  old one in its container (never stacks them).
+- Background work (`pages._tasks`): `TaskRunner` runs one job at a time in a worker thread, with a
+  progress bar, an ETA, pause / resume, stop (keep what was made) and cancel; it turns
+  `WorkbenchError`s into notifications and is cancelled when the session ends.
 - Small panes: `equation_pane(latex)`, `info_table(items)`, `notify_error(message)`.
 
-Views must be updated on the document's thread: from a worker use `call_on_doc(doc, fn, ...)`.
-Pages import everything from here; the code lives in `_views` (1D/2D, ranges), `_volume` (3D) and
-`_tasks` (worker thread, notifications).
+Views must be updated on the document's thread: from a job use `task.show(fn, ...)`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import panel as pn
 
-from core.errors import WorkbenchError
-from pages._tasks import TaskCancelled, TaskRunner, call_on_doc, notify_error, notify_info, on_session_end
-from pages._views import CurveView, FrameView, ImageView, SpaceTimeView, default_cmap, value_range
-from pages._volume import RENDER_MODES, VolumeView
+from pages._stream_views import (
+    PALETTE,
+    SpaceTime,
+    StreamCurve,
+    StreamImage,
+    StreamLines,
+    default_cmap,
+    error_clim,
+    stream_view,
+    value_range,
+)
+from pages._tasks import (
+    TaskCancelled,
+    TaskRunner,
+    active_tasks,
+    call_on_doc,
+    notify_error,
+    notify_info,
+    on_session_end,
+)
+from pages._volume import RENDER_MODES, SceneView, VolumeView
 
 __all__ = [
-    "RENDER_MODES", "CurveView", "FrameView", "ImageView", "SpaceTimeView", "TaskCancelled", "TaskRunner",
-    "VolumeView", "call_on_doc", "default_cmap", "equation_pane", "frame_view", "info_table", "notify_error",
-    "notify_info", "on_session_end", "value_range",
+    "PALETTE", "RENDER_MODES", "SceneView", "SpaceTime", "StreamCurve", "StreamImage", "StreamLines",
+    "TaskCancelled", "TaskRunner", "VolumeView", "active_tasks", "call_on_doc", "default_cmap",
+    "equation_pane", "error_clim", "info_table", "notify_error", "notify_info", "on_session_end",
+    "stream_view", "value_range",
 ]
-
-
-def frame_view(dims: Sequence[str], coords: Mapping[str, np.ndarray], clim: tuple[float, float],
-               **kw) -> FrameView:
-    """The live view for a field with these `dims` (("x",), ("y", "x") or ("z", "y", "x")).
-
-    `coords` maps each dim to its physical coordinates; `clim` is the fixed colour / y range
-    (see `value_range`); keyword arguments go to the view (label, cmap, height, title).
-    """
-    views = {1: CurveView, 2: ImageView, 3: VolumeView}
-    if len(dims) not in views:
-        raise WorkbenchError(f"cannot show a field with dims {tuple(dims)}; "
-                             "1, 2 or 3 spatial dims are allowed")
-    return views[len(dims)](dims, coords, clim, **kw)
 
 
 # -------------------------------------------------------------------------------- small panes --
@@ -56,7 +57,8 @@ def equation_pane(latex: str, **kw) -> pn.pane.LaTeX:
     body = latex.strip()
     if not body.startswith("$"):
         body = f"$${body}$$"
-    return pn.pane.LaTeX(body, renderer="katex", styles={"font-size": "1.05em"}, **kw)
+    kw.setdefault("styles", {"font-size": "1.05em"})
+    return pn.pane.LaTeX(body, renderer="katex", **kw)
 
 
 def _fmt(value: Any) -> str:
@@ -74,3 +76,42 @@ def info_table(items: Mapping[str, Any]) -> str:
     """A two-column markdown table (quantity | value) for a `pn.pane.Markdown`."""
     rows = "\n".join(f"| {k} | {_fmt(v).replace('|', '/')} |" for k, v in items.items())
     return "| quantity | value |\n|---|---|\n" + rows
+
+
+def int_input(obj, name: str, **kw) -> pn.widgets.TextInput:
+    """A text box for the integer param `name` of `obj` that never ignores what was typed.
+
+    A value that is not a whole number or lies outside the param's bounds gives a notification naming
+    the allowed range, and the box shows the value actually used (the param's, unchanged). The box
+    follows the param when code changes it.
+    """
+    p = obj.param[name]
+    lo, hi = p.bounds or (None, None)
+    label = kw.pop("label", p.label)
+    box = pn.widgets.TextInput(label=label, value=str(getattr(obj, name)), **kw)
+
+    def allowed() -> str:
+        if lo is not None and hi is not None:
+            return f"{lo}..{hi}"
+        return f">= {lo}" if lo is not None else f"<= {hi}"
+
+    def typed(event) -> None:
+        text = str(event.new).strip()
+        current = getattr(obj, name)
+        if text == str(current):
+            return
+        try:
+            number = float(text)
+            ok = np.isfinite(number) and number == int(number)
+        except ValueError:
+            ok = False
+        if ok and (lo is None or number >= lo) and (hi is None or number <= hi):
+            setattr(obj, name, int(number))
+            return
+        why = "is outside the allowed range" if ok else "is not a whole number; allowed range"
+        notify_error(f"{label} = {text!r} {why} {allowed()}; using {current}")
+        box.value = str(current)
+
+    box.param.watch(typed, "value")
+    obj.param.watch(lambda e: setattr(box, "value", str(e.new)), name)
+    return box

@@ -1,8 +1,11 @@
 """Data explorer: generate or open burst-sampled datasets and scrub through them in time.
 
 One `DataExplorer` per browser session owns the state (generation settings, the open dataset,
-what is shown). Generation and opening run in a worker thread (`TaskRunner`) with a progress bar;
-frames are pushed into views built once (`pages._widgets`), so scrubbing never rebuilds the page.
+what is shown). Generation and opening run in a worker thread (`TaskRunner`) with a progress bar.
+Everything in the main area (plot, equations, dataset table) describes the dataset SHOWN; the
+system chosen for generation is previewed in the sidebar until its dataset arrives. A trajectory
+gets one frame view (Bokeh curve / image, or a 3D scene) that replaces the previous one, and
+playback only swaps that view's data.
 """
 
 from __future__ import annotations
@@ -11,23 +14,24 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import holoviews as hv
 import numpy as np
 import panel as pn
 import param
+from bokeh.models import ColumnDataSource, Span
+from bokeh.plotting import figure
 
 from core.datasets import DatasetConfig, generate, list_datasets, open_dataset
 from core.errors import WorkbenchError
 from core.physics import PRESETS, SYSTEMS, get_system
 from pages._widgets import (
-    FrameView,
-    SpaceTimeView,
+    SpaceTime,
     TaskRunner,
     equation_pane,
-    frame_view,
     info_table,
+    int_input,
     notify_error,
     on_session_end,
+    stream_view,
     value_range,
 )
 
@@ -39,6 +43,8 @@ EXTENSIONS = ("vtk", "katex")
 #: grid choices offered in the UI ("preset" keeps the preset's grid); coarser grids are faster
 GRID_CHOICES: tuple[str, ...] = ("preset", "16", "24", "32", "48", "64", "96", "128")
 VIEWS: tuple[str, ...] = ("coarse", "fine burst")
+#: playback rates offered (frames per second); 3D starts at 2
+RATES: tuple[int, ...] = (1, 2, 5, 10, 20)
 
 
 class DataExplorer(pn.viewable.Viewer):
@@ -59,7 +65,9 @@ class DataExplorer(pn.viewable.Viewer):
                           doc="coarse frames every Δt, or one fine burst every δt")
     burst = param.Selector(default=0, objects=[0], doc="fine burst shown")
     time_index = param.Integer(default=0, bounds=(0, None), doc="frame shown (coarse index or burst step)")
+    rate = param.Selector(default=10, objects=list(RATES), label="playback (frames/s)")
     error = param.String(default="", doc="last error shown to the user")
+    shown_system = param.String(default="", doc="system of the dataset shown ('' before any)")
 
     def __init__(self, **params):
         super().__init__(**params)
@@ -67,15 +75,22 @@ class DataExplorer(pn.viewable.Viewer):
         self._traj: dict[str, Any] = {}
         self.runner = TaskRunner()
         self.runner.param.watch(lambda e: setattr(self, "error", e.new), "error")
-        self.views: dict[int, FrameView] = {}
-        self.spacetime: SpaceTimeView | None = None
+        self.frame_view = None  # the frame view of the trajectory shown
+        self._shown_dims: tuple[str, ...] = ()
+        self.spacetime: SpaceTime | None = None
         self._build_panes()
         self.refresh_cached()
         self._on_system()
         self.param.watch(self._on_system, ["system", "preset"])
         self.param.watch(self._on_selection, ["sample", "field", "view", "burst"])
         self.param.watch(self._on_time, ["time_index"])
+        self.param.watch(lambda e: setattr(self.player, "interval", int(1000 / e.new)), "rate")
         on_session_end(self.close)
+
+    @property
+    def views(self) -> dict[int, Any]:
+        """The frame view on the page, by dimensionality (at most one)."""
+        return {} if self.frame_view is None else {len(self._traj["dims"]): self.frame_view}
 
     # ------------------------------------------------------------------------- settings -> core --
     def config(self) -> DatasetConfig:
@@ -94,8 +109,8 @@ class DataExplorer(pn.viewable.Viewer):
         except WorkbenchError as exc:
             self._fail(str(exc))
             return False
-        return self.runner.run(lambda progress: generate(config, progress=progress), self.show_dataset,
-                               label=f"generating {config.system}")
+        return self.runner.run(lambda task: generate(config, progress=task), self.show_dataset,
+                               label=f"generating {config.system} (the dataset shown stays until ready)")
 
     def open(self, *_events) -> bool:
         """Open the dataset selected in `cached` in the background."""
@@ -103,7 +118,7 @@ class DataExplorer(pn.viewable.Viewer):
             self._fail("no cached dataset selected; generate one first or pick one in the list")
             return False
         path = self.cached
-        return self.runner.run(lambda progress: open_dataset(path), self.show_dataset, label="opening")
+        return self.runner.run(lambda task: open_dataset(path), self.show_dataset, label="opening")
 
     def refresh_cached(self, *_events) -> None:
         """Re-read the cache folder; newest first, unreadable stores listed (opening one explains why)."""
@@ -136,6 +151,7 @@ class DataExplorer(pn.viewable.Viewer):
         self.param.burst.objects = ds["burst"].values.tolist()
         self.equation.object = equation_pane(a["latex"]).object
         self.info.object = info_table(dataset_summary(ds))
+        self.shown_system = a["system"]
         with param.parameterized.discard_events(self):
             self.param.update(sample=samples[0], field=fields[0], burst=0, time_index=0)
         self.refresh_cached()
@@ -161,42 +177,38 @@ class DataExplorer(pn.viewable.Viewer):
         coords = {d: ds[d].values for d in dims}
         self._traj = {"frames": frames, "times": np.asarray(times, dtype=np.float64), "clim": clim,
                       "dims": dims, "system": a["system"]}
-        # a 3D frame takes ~0.2 s to contour and send: a slower player keeps the scene in step
-        self.player.param.update(end=len(frames) - 1, value=0, interval=600 if len(dims) == 3 else 150)
+        # a 3D frame takes ~0.2 s to contour and send: 3D plays at 2 frames/s unless asked otherwise
+        before = len(self._shown_dims) if self._shown_dims else 0
+        if len(dims) == 3 and before != 3:
+            self.rate = 2
+        elif len(dims) < 3 and before == 3:
+            self.rate = 10
+        self._shown_dims = dims
+        self.player.param.update(end=len(frames) - 1, value=0, interval=int(1000 / self.rate))
         with param.parameterized.discard_events(self):
             self.time_index = 0
-        self._view_for(dims, coords, clim, frames[0])
+        self._replace_view(dims, coords, clim, frames[0])
         if len(dims) == 1:
-            if self.spacetime is None:
-                self.spacetime = SpaceTimeView(coords["x"], times, frames, clim, label=self.field, height=300)
-                self.plot_area.append(self.spacetime)
-            else:
-                self.spacetime.reset(coords["x"], times, frames, clim)
-        if self.spacetime is not None:
-            self.spacetime.visible = len(dims) == 1
+            self.spacetime = SpaceTime(coords["x"], times, frames, clim, label=self.field)
+            self.spacetime_area[:] = [self.spacetime]
+        else:
+            self.spacetime = None
+            self.spacetime_area[:] = []
         span = float(ds["fine_time"].values[-1])  # a burst covers burst_len fine steps
         bursts = [(float(t0), float(t0) + span) for t0 in ds["burst_time"].values]
         self.timeline.show(ds["time"].values, bursts, float(times[0]))
         self.hint.visible = False
 
-    def _view_for(self, dims, coords, clim, frame) -> FrameView:
-        """Show `frame` in the view for this many dims: built on first use (with its data before it
-        enters the page), then reused and shown / hidden, because vtk.js breaks on a VTK pane taken
-        out of the page."""
+    def _replace_view(self, dims, coords, clim, frame) -> None:
+        """A new view for this trajectory (with its first frame before it enters the page) REPLACES
+        the one shown: one view on the page whatever was shown before."""
         nd = len(dims)
-        view = self.views.get(nd)
-        if view is None:
-            view = frame_view(dims, coords, clim, label=self.field, height=440 if nd > 1 else 340)
-            view.label = self.field
-            view.reset(coords, clim, frame, self._title(0))
-            self.views[nd] = view
-            self.plot_area.insert(0, view)
-        else:
-            view.label = self.field
-            view.reset(coords, clim, frame, self._title(0))
-        for k, v in self.views.items():
-            v.visible = k == nd
-        return view
+        old = self.frame_view
+        self.frame_view = stream_view(dims, coords, clim, label=self.field, height=440 if nd > 1 else 340)
+        self.frame_view.update(frame, self._title(0))
+        self.frame_area[:] = [self.frame_view]
+        if old is not None:
+            old.close()
 
     def _title(self, i: int) -> str:
         t = self._traj["times"][i]
@@ -222,33 +234,34 @@ class DataExplorer(pn.viewable.Viewer):
         if not self._traj:
             return
         i = min(self.time_index, len(self._traj["frames"]) - 1)
-        nd = len(self._traj["dims"])
-        self.views[nd].update(self._traj["frames"][i], self._title(i))
+        self.frame_view.update(self._traj["frames"][i], self._title(i))
         self.timeline.mark(self._traj["times"][i])
-        if nd == 1 and self.spacetime is not None:
+        if self.spacetime is not None:
             self.spacetime.mark(self._traj["times"][i])
 
     def _on_system(self, *_events) -> None:
-        """Show the selected system's equation while no dataset of it is open."""
-        if self.ds is None or self.ds.attrs["system"] != self.system:
-            try:
-                system = get_system(self.system, self.preset)
-            except WorkbenchError as exc:
-                self._fail(str(exc))
-                return
+        """Preview the selected system in the sidebar; the main area keeps describing the dataset
+        shown (or, before any, the selected system)."""
+        try:
+            system = get_system(self.system, self.preset)
+        except WorkbenchError as exc:
+            self._fail(str(exc))
+            return
+        self.preview.object = equation_pane(system.latex).object
+        if self.ds is None:
             self.equation.object = equation_pane(system.latex).object
-            if self.ds is None:
-                self.info.object = info_table(system_summary(system))
+            self.info.object = info_table(system_summary(system))
 
     def close(self) -> None:
         """Stop a running job and release VTK windows (the browser tab closed)."""
         self.runner.cancel()
-        for v in self.views.values():
-            v.close()
+        if self.frame_view is not None:
+            self.frame_view.close()
 
     # ------------------------------------------------------------------------------------ layout --
     def _build_panes(self) -> None:
         self.equation = equation_pane("u_t = F(u)")
+        self.preview = equation_pane("u_t = F(u)", styles={"font-size": "0.8em"})
         self.info = pn.pane.Markdown("", sizing_mode="stretch_width", styles={"font-size": "0.9em"})
         self.player = pn.widgets.Player(start=0, end=0, value=0, interval=150, loop_policy="once",
                                         show_loop_controls=False, width=420, label="time")
@@ -256,7 +269,10 @@ class DataExplorer(pn.viewable.Viewer):
         self.timeline = BurstTimeline()
         self.hint = pn.pane.Alert("Generate a dataset (sidebar) or open a cached one to see its "
                                   "trajectories.", alert_type="info")
-        self.plot_area = pn.Column(self.hint, sizing_mode="stretch_width", css_classes=["explorer-plot"])
+        self.frame_area = pn.Column(sizing_mode="stretch_width")
+        self.spacetime_area = pn.Column(sizing_mode="stretch_width")
+        self.plot_area = pn.Column(self.hint, self.frame_area, self.spacetime_area,
+                                   sizing_mode="stretch_width", css_classes=["explorer-plot"])
         self._sidebar = self._build_sidebar()
 
     def _build_sidebar(self) -> pn.Column:
@@ -271,9 +287,10 @@ class DataExplorer(pn.viewable.Viewer):
         ref.on_click(self.refresh_cached)
         return pn.Column(
             "### Generate",
-            pn.Param(self.param, parameters=["system", "preset", "samples", "seed", "grid", "frames"],
-                     show_name=False, widgets={"samples": pn.widgets.IntInput, "seed": pn.widgets.IntInput,
-                                               "frames": pn.widgets.IntInput}),
+            pn.widgets.Select.from_param(self.param.system), pn.widgets.Select.from_param(self.param.preset),
+            self.preview,
+            int_input(self, "samples"), int_input(self, "seed"),
+            pn.widgets.Select.from_param(self.param.grid), int_input(self, "frames"),
             pn.Row(gen, cancel), self.runner,
             "### Open",
             pn.Row(pn.widgets.Select.from_param(self.param.cached, label="cached dataset"), ref), opn,
@@ -282,6 +299,7 @@ class DataExplorer(pn.viewable.Viewer):
             pn.widgets.RadioButtonGroup.from_param(self.param.field, label="field"),
             pn.widgets.RadioButtonGroup.from_param(self.param.view, label="view"),
             pn.widgets.Select.from_param(self.param.burst, visible=self.param.view.rx() == "fine burst"),
+            pn.widgets.Select.from_param(self.param.rate),
             sizing_mode="stretch_width",
         )
 
@@ -289,8 +307,10 @@ class DataExplorer(pn.viewable.Viewer):
         return self._sidebar
 
     def __panel__(self) -> pn.viewable.Viewable:
-        side = pn.Column(pn.Card(self.equation, title="Equations", collapsible=False),
-                         pn.Card(self.info, title="Dataset", collapsible=False), width=350)
+        side = pn.Column(pn.Card(self.equation, title="Equations", collapsible=False,
+                                 css_classes=["wb-equations"]),
+                         pn.Card(self.info, title="Dataset", collapsible=False, css_classes=["wb-dataset"]),
+                         width=350)
         body = pn.Column(self.player, self.timeline, self.plot_area, sizing_mode="stretch_width")
         return pn.Row(body, side, sizing_mode="stretch_width")
 
@@ -303,39 +323,43 @@ class BurstTimeline(pn.viewable.Viewer):
 
     def __init__(self, **params):
         super().__init__(**params)
-        self.pipe = hv.streams.Pipe(data=(np.zeros(0), []))
-        self.time = hv.streams.Stream.define("Time", t=0.0)()
-        frames = hv.DynamicMap(self._draw, streams=[self.pipe])
-        marker = hv.DynamicMap(lambda t: hv.VLine(t).opts(color="black", line_width=2), streams=[self.time])
-        self._pane = pn.pane.HoloViews((frames * marker).opts(
-            hv.opts.Overlay(yaxis=None, responsive=True, height=100, toolbar=None, show_legend=False,
-                            title="sampling: coarse frames (ticks, every Δt) · fine bursts (bands, every δt)",
-                            fontsize={"title": 9})), height=100, sizing_mode="stretch_width", margin=(0, 10),
-            linked_axes=False)  # its time axis must not follow the plots' (a burst's space-time view)
-
-    @staticmethod
-    def _draw(data) -> hv.Overlay:
-        times, bursts = data
-        span = (float(times[0]), float(times[-1])) if len(times) else (0.0, 1.0)
-        bands = hv.Rectangles([(b0, 0.0, b1, 1.0) for b0, b1 in bursts],
-                              kdims=["time", "band", "time_end", "band_end"])
-        ticks = hv.Spikes(np.asarray(times), kdims=["time"])
-        # framewise: each dataset brings its own time axis
-        overlay = (bands.opts(color="#f28e2b", alpha=0.45, line_alpha=0, framewise=True)
-                   * ticks.opts(color="#1f6f8b", spike_length=1.0, alpha=0.6, framewise=True))
-        return overlay.redim.range(time=span)
+        self.ticks = ColumnDataSource({"time": [], "y0": [], "y1": []})
+        self.bands = ColumnDataSource({"left": [], "right": []})
+        self.fig = figure(height=100, toolbar_location=None, sizing_mode="stretch_width", y_range=(0, 1),
+                          x_axis_label="time",
+                          title="sampling: coarse frames (ticks, every Δt) · fine bursts (bands, every δt)")
+        self.fig.title.text_font_size = "9pt"
+        self.fig.yaxis.visible = False
+        self.fig.grid.visible = False
+        self.fig.quad(left="left", right="right", bottom=0, top=1, source=self.bands, color="#f28e2b",
+                      alpha=0.45, line_alpha=0)
+        self.fig.segment(x0="time", x1="time", y0="y0", y1="y1", source=self.ticks, color="#1f6f8b",
+                         alpha=0.6)
+        self.marker = Span(location=0.0, dimension="height", line_color="black", line_width=2)
+        self.fig.add_layout(self.marker)
 
     def show(self, times: np.ndarray, bursts: list[tuple[float, float]], t: float) -> None:
         """Draw a dataset's coarse times and burst intervals; mark time `t`."""
-        self.pipe.send((np.asarray(times, dtype=np.float64), bursts))
+        times = np.asarray(times, dtype=np.float64)
+        self.ticks.data = {"time": times, "y0": np.zeros(len(times)), "y1": np.ones(len(times))}
+        self.bands.data = {"left": [b[0] for b in bursts], "right": [b[1] for b in bursts]}
+        span = (float(times[0]), float(times[-1])) if len(times) else (0.0, 1.0)
+        pad = 0.01 * (span[1] - span[0] + 1e-12)
+        self.fig.x_range.update(start=span[0] - pad, end=span[1] + pad)
         self.mark(t)
         self.shown = True
 
+    @property
+    def data(self) -> tuple[np.ndarray, list[tuple[float, float]]]:
+        """(coarse times, burst intervals) drawn."""
+        return (np.asarray(self.ticks.data["time"]),
+                list(zip(self.bands.data["left"], self.bands.data["right"], strict=True)))
+
     def mark(self, t: float) -> None:
-        self.time.event(t=float(t))
+        self.marker.location = float(t)
 
     def __panel__(self):
-        return pn.Column(self._pane, visible=self.param.shown, sizing_mode="stretch_width")
+        return pn.pane.Bokeh(self.fig, visible=self.param.shown, sizing_mode="stretch_width", margin=(0, 10))
 
 
 def _extent(lengths) -> str:

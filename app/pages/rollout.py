@@ -2,21 +2,19 @@
 
 Pick a system and models (the shipped checkpoints of PIMRL and its baselines, and the forward-Euler /
 RK4 schemes stepping the reference physics), press Start: truth | prediction | |error| appear side by
-side and update as the rollout runs in a worker thread, with a running RMSE curve per model. Pause /
-Stop at any time; once stopped or done a time scrubber replays every computed frame.
+side with a running RMSE curve per model (persistence, u(t) = u(0), dashed grey for reference) and
+the energy spectrum of truth vs predictions. Pause / Stop at any time; the time scrubber replays
+every computed frame whenever the rollout is not running.
 
-Threading: one worker thread per browser session runs `core.rollout.rollout` for every model in
-lock-step. After each step it hands the frame to the document's thread (`call_on_doc`, i.e.
-`doc.add_next_tick_callback`) and waits until that update ran before computing the next one
-(back-pressure), so every step is shown, the UI never queues stale frames and the delivered frame
-rate is measured honestly (`fps`). Views are built once per run and updated in place (Bokeh data
-sources in 1D/2D via `_stream_views`, VTK synchronize in 3D). Closing the tab stops the worker.
+All work runs in the page's `TaskRunner` (one job: prepare data and models, then roll out). Frames
+are computed AHEAD of the display: the display starts once the computation will finish before the
+display catches up, then plays at the set rate (3D at most 2 updates/s), so slow models still play
+smoothly. A model that diverges keeps a "diverged at step N" marker in place of its views.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from typing import Any
 
@@ -24,15 +22,17 @@ import numpy as np
 import panel as pn
 import param
 
-from core.baselines.numerical import SCHEMES
 from core.errors import WorkbenchError
 from core.physics import PRESETS, SYSTEMS
-from core.pimrl import MODELS
-from pages._stream_views import StreamLines, stream_view
+from pages._core import MODELS, REFERENCES, SCHEMES, load_surrogates, reference_dataset_config
+from pages._stream_views import PALETTE, REFERENCE_COLOR, StreamCurve, StreamLines, error_clim, stream_view
+from pages._tasks import TaskCancelled
+from pages._volume import SceneView
 from pages._widgets import (
     TaskRunner,
-    call_on_doc,
+    active_tasks,
     equation_pane,
+    int_input,
     notify_error,
     notify_info,
     on_session_end,
@@ -48,14 +48,15 @@ CHOICES: tuple[str, ...] = MODELS + SCHEMES
 SIZES: tuple[str, ...] = ("full test split", "quick look")
 #: the quick look: 3 fresh trajectories (a seed no checkpoint was trained on) of 40 steps on the same grid
 QUICK = {"n_samples": 3, "n_coarse": 41, "splits": (1, 1, 1), "seed": 1000}
-PALETTE = ("#1f6f8b", "#d1495b", "#edae49", "#66a182", "#8d6a9f", "#2e4057")
+RATES: tuple[int, ...] = (2, 5, 12, 25)
+#: 3D scenes are contoured and sent as meshes: at most this many updates per second
+MAX_RATE_3D = 2
+PERSISTENCE = "persistence"
 
 
 def dataset_config(system: str, preset: str, size: str) -> Any:
     """The dataset the page rolls out on: the checkpoints' own one (its held-out test split), or a
     quick look at 3 fresh, short trajectories on the same grid (so the checkpoints still fit)."""
-    from core.rollout import reference_dataset_config
-
     if size == SIZES[0]:
         return reference_dataset_config(system, preset)
     return reference_dataset_config(system, preset, **QUICK)
@@ -65,7 +66,6 @@ def prepare(system: str, preset: str, size: str, names: list[str], substeps: int
             progress) -> dict[str, Any]:
     """Off the UI thread: generate/open the data, pick the test trajectory, load the models."""
     from core.datasets import generate, trajectories
-    from core.rollout import load_surrogates
 
     ds = generate(dataset_config(system, preset, size), progress=progress)
     traj = trajectories(ds, "test").numpy()  # (S, T, C, *n)
@@ -73,11 +73,37 @@ def prepare(system: str, preset: str, size: str, names: list[str], substeps: int
         raise WorkbenchError(f"test trajectory {sample} does not exist; choose 0..{traj.shape[0] - 1}")
     progress(0, 1, "loading models")
     models, problems = load_surrogates(ds, names, scheme_substeps=substeps)
+    references = load_surrogates(ds, list(REFERENCES))[0] if REFERENCES else {}
     dims = tuple(d for d in ("z", "y", "x") if d in ds.dims)
     return {"traj": traj[sample], "models": models, "problems": problems, "dims": dims,
+            "references": references,
             "coords": {d: ds[d].values for d in dims}, "fields": list(ds.attrs["fields"]),
             "dt": float(ds.attrs["dt_coarse"]), "latex": str(ds.attrs.get("latex", "")),
-            "key": ds.attrs["key"]}
+            "key": ds.attrs["key"], "lengths": [float(v) for v in ds.attrs["lengths"]]}
+
+
+REFERENCE_DASH = ("dashed", "dotdash")
+
+
+def reference_rmse(references: dict[str, Any], u0: np.ndarray, truth: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-step RMSE of the reference predictors over the shown trajectory (persistence, u(t) = u(0),
+    computed directly when core offers no reference models)."""
+    from core.rollout import rollout_batch
+
+    axes = tuple(range(1, truth.ndim))
+    if not references:
+        return {PERSISTENCE: np.sqrt(np.mean((truth - u0[None]) ** 2, axis=axes))}
+    out = {}
+    for name, model in references.items():
+        pred = rollout_batch(model, u0[None], truth.shape[0], check_finite=False)[0]  # (T, C, *n)
+        out[name] = np.sqrt(np.mean((pred - truth) ** 2, axis=axes))
+    return out
+
+
+def start_display(n: int, computed: int, shown: int, step_s: float, rate: float) -> bool:
+    """Whether the display can start (or go on) without stalling: the frames still to compute take
+    no longer than the display needs for the frames it has not shown yet."""
+    return computed >= n or (n - computed) * step_s <= (n - shown) / rate
 
 
 class RolloutPage(pn.viewable.Viewer):
@@ -87,86 +113,101 @@ class RolloutPage(pn.viewable.Viewer):
     preset = param.Selector(default="cpu", objects=list(PRESETS))
     size = param.Selector(default=SIZES[0], objects=list(SIZES), label="data")
     models = param.ListSelector(default=["pimrl", "percnn", "rk4"], objects=list(CHOICES))
-    sample = param.Integer(default=0, bounds=(0, None), label="test trajectory")
+    sample = param.Integer(default=0, bounds=(0, 63), label="test trajectory")
     n_steps = param.Integer(default=100, bounds=(1, 5000), label="steps")
     substeps = param.Integer(default=1, bounds=(1, 200), label="scheme sub-steps per frame (dt = Δt/m)")
     teacher_forcing = param.Boolean(default=False, label="teacher forcing (restart from truth each step)")
+    rate = param.Selector(default=12, objects=list(RATES), label="display rate (frames/s)")
     field = param.Selector(default="u", objects=["u"])
-    error_range = param.Selector(default=0.1, objects=[0.01, 0.1, 0.5],
-                                 label="|error| colour range (fraction of the field's range)")
+    error_scale = param.Selector(default="log", objects=["log", "linear"], label="|error| colours")
+    error_top = param.Number(default=0.0, bounds=(0, None),
+                             doc="pinned top of the |error| colours (0: the field's range)")
     state = param.Selector(default="idle",
                            objects=["idle", "preparing", "running", "paused", "done", "stopped"])
     step = param.Integer(default=0, bounds=(0, None), label="shown step")
-    n_done = param.Integer(default=0)
+    n_done = param.Integer(default=0, doc="steps computed and available to the scrubber")
     fps = param.Number(default=0.0, doc="frames delivered to the document per second in the last run")
     message = param.String(default="")
     now = param.String(default="", doc="time of the shown frame")
+    diverged = param.Dict(default={}, doc="model -> first non-finite step")
 
     def __init__(self, **params):
         super().__init__(**params)
         self.runner = TaskRunner()
-        self.progress = pn.indicators.Progress(value=0, max=1, sizing_mode="stretch_width", height=16,
-                                               bar_color="success")
-        self._stop = threading.Event()
-        self._resume = threading.Event()
-        self._shown = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._latest = 0  # last step computed and shown
-        self._shown_step = 0
-        self._t0: float | None = None
-        self._first = 0
-        self._doc = None
         self._data: dict[str, Any] | None = None
         self._views: dict[str, Any] = {}
+        self._rows: dict[str, pn.Row] = {}
         self._lines: StreamLines | None = None
+        self._spectrum: StreamLines | None = None
         self._sent: dict[str, int] = {}
+        self._shown_step = 0
         self._area = pn.Column(pn.pane.Markdown("Choose a system and models, then press **Start**."),
                                sizing_mode="stretch_width")
         self._equation = pn.Column(sizing_mode="stretch_width")
         self._buttons()
+        fps = self.param.fps.rx().rx.pipe(lambda f: f"{f:.1f} frames/s" if f else "")
         self._layout = pn.Column(
             self._equation, pn.pane.Markdown(self.param.now, styles={"font-size": "1.1em"}),
-            pn.Row(pn.widgets.RadioButtonGroup.from_param(self.param.field, width=160),
-                   pn.widgets.Select.from_param(self.param.error_range, width=150, name="|error| range"),
-                   self.scrubber,
-                   pn.pane.Markdown(self.param.fps.rx().rx.pipe(lambda f: f"{f:.1f} frames/s" if f else ""),
-                                    width=140)),
+            pn.Row(pn.widgets.RadioButtonGroup.from_param(self.param.field, width=140),
+                   pn.widgets.RadioButtonGroup.from_param(self.param.error_scale, width=130),
+                   self.pin_button, self.scrubber, pn.pane.Markdown(fps, width=120)),
             self._area, sizing_mode="stretch_width")
-        self.runner.param.watch(self._on_runner, "busy")
-        on_session_end(self.stop)
+        self.runner.param.watch(self._on_runner, ["busy", "state"])
+        on_session_end(self.close)
         self.param.watch(self._on_step, "step")
-        self.param.watch(self._on_field, ["field", "error_range"])
+        self.param.watch(self._on_field, ["field", "error_scale", "error_top"])
 
     # ------------------------------------------------------------------------------- controls --
     def _buttons(self) -> None:
-        busy = self.param.state.rx().rx.in_(["preparing", "running", "paused"])
-        self.start_button = pn.widgets.Button(label="Start", color="primary", disabled=busy)
-        self.pause_button = pn.widgets.Button(label=self.param.state.rx().rx.pipe(
-            lambda s: "Resume" if s == "paused" else "Pause"), disabled=busy.rx.not_())
-        self.stop_button = pn.widgets.Button(label="Stop", color="danger", disabled=busy.rx.not_())
+        self.start_button = pn.widgets.Button(label="Start", color="primary")
+        self.pause_button = pn.widgets.Button(label="Pause", disabled=True)
+        self.stop_button = pn.widgets.Button(label="Stop", color="danger", disabled=True)
+        # pinned: the |error| colours' top is fixed at the largest error shown now (a reference that
+        # later growth visibly saturates)
+        self.pin_button = pn.widgets.Toggle(label="pin |error| scale", width=140)
         self.start_button.on_click(lambda _e: self.start())
         self.pause_button.on_click(lambda _e: self.toggle_pause())
         self.stop_button.on_click(lambda _e: self.stop())
-        self.scrubber = pn.widgets.IntSlider.from_param(
-            self.param.step, start=1, end=self.param.n_done.rx().rx.pipe(lambda n: max(n, 2)),
-            visible=(self.param.state.rx().rx.in_(["done", "stopped", "paused"])
-                     & (self.param.n_done.rx() > 0)),
-            sizing_mode="stretch_width")
+        self.pin_button.param.watch(lambda e: self.pin(e.new), "value")
+        self.scrubber = pn.widgets.IntSlider(label="shown step", start=1, end=2, value=1, visible=False,
+                                             sizing_mode="stretch_width", css_classes=["wb-scrubber"])
+        self.scrubber.param.watch(lambda e: setattr(self, "step", e.new), "value")
+        # explicit watchers, not `.rx()` expressions: those lag one update behind a batched
+        # `param.update(state=..., n_done=...)` (the scrubber stayed hidden after a run)
+        self.param.watch(self._sync_controls, ["state", "n_done", "step"])
+
+    def _sync_controls(self, *_events) -> None:
+        """Buttons and scrubber follow the state: the scrubber replays whenever nothing is computing
+        (paused, done, stopped) and frames exist."""
+        busy = self.state in ("preparing", "running", "paused")
+        self.start_button.disabled = busy
+        self.stop_button.disabled = not busy
+        self.pause_button.disabled = self.state not in ("running", "paused")
+        self.pause_button.label = "Resume" if self.state == "paused" else "Pause"
+        replay = self.state in ("done", "stopped", "paused") and self.n_done > 0
+        self.scrubber.param.update(end=max(self.n_done, 2), visible=replay)
+        if replay and 1 <= self.step <= self.n_done:
+            self.scrubber.value = self.step
 
     def sidebar(self) -> pn.viewable.Viewable:
         w = pn.widgets
+        server = pn.pane.Markdown(pn.bind(lambda *_: f"server: {active_tasks()} background task(s) running",
+                                          self.runner.param.reports, self.runner.param.busy,
+                                          self.param.state),
+                                  styles={"font-size": "0.8em", "color": "#666"},
+                                  css_classes=["wb-server-tasks"])
         return pn.Column(
             "### Rollout",
             w.Select.from_param(self.param.system), w.Select.from_param(self.param.preset),
             w.RadioButtonGroup.from_param(self.param.size),
             "**models** (checkpoints in data/checkpoints; schemes step the reference physics)",
             w.CheckBoxGroup.from_param(self.param.models, inline=False),
-            w.IntInput.from_param(self.param.sample), w.IntInput.from_param(self.param.n_steps),
-            w.IntInput.from_param(self.param.substeps), w.Checkbox.from_param(self.param.teacher_forcing),
+            int_input(self, "sample"), int_input(self, "n_steps"), int_input(self, "substeps"),
+            w.Checkbox.from_param(self.param.teacher_forcing), w.Select.from_param(self.param.rate),
             pn.Row(self.start_button, self.pause_button, self.stop_button),
-            self.runner, self.progress,
-            pn.pane.Markdown(self.param.message, styles={"font-size": "0.9em"}),
-            sizing_mode="stretch_width",
+            self.runner, pn.pane.Markdown(self.param.message, styles={"font-size": "0.9em"},
+                                          css_classes=["wb-rollout-status"]),
+            server, sizing_mode="stretch_width",
         )
 
     def __panel__(self) -> pn.viewable.Viewable:
@@ -174,53 +215,148 @@ class RolloutPage(pn.viewable.Viewer):
 
     # -------------------------------------------------------------------------------- actions --
     def start(self) -> None:
-        """Prepare data and models off the UI thread, then stream the rollout."""
+        """Prepare data and models, then roll out and stream, all in the page's task."""
         if self.state in ("preparing", "running", "paused"):
             notify_info("a rollout is already running; stop it first")
             return
         if not self.models:
             notify_error("choose at least one model")
             return
-        self._doc = pn.state.curdoc
-        self._latest = 0
-        self.param.update(state="preparing", message="preparing data and models…", n_done=0, fps=0.0)
+        self.param.update(state="preparing", message="preparing data and models…", n_done=0, fps=0.0,
+                          diverged={})
         args = (self.system, self.preset, self.size, list(self.models), self.substeps, self.sample)
-        if not self.runner.run(lambda progress: prepare(*args, progress), self._begin, label="preparing"):
+        if not self.runner.run(lambda task: self._job(task, args), self._finish, label="preparing"):
             self.state = "idle"
-
-    def _on_runner(self, event) -> None:
-        # preparation failed or was cancelled: the runner has shown the error; become startable again
-        if not event.new and self.state == "preparing":
-            self.param.update(state="idle", message=self.runner.message)
 
     def toggle_pause(self) -> None:
         if self.state == "running":
-            self._resume.clear()
-            self.param.update(state="paused", n_done=self._latest, step=self._latest)
+            self.runner.pause()
         elif self.state == "paused":
-            self.state = "running"
-            self._resume.set()
+            self.runner.resume()
 
     def stop(self) -> None:
-        """Stop the worker (also called when the browser session closes)."""
-        self._stop.set()
-        self._resume.set()
-        self._shown.set()
+        """Stop: while preparing nothing is kept (the task is cancelled); while rolling out the
+        frames computed so far stay for the scrubber."""
+        if self.state == "preparing":
+            self.runner.cancel()
+        else:
+            self.runner.stop()
+
+    def close(self) -> None:
+        """The browser session ended: cancel the task and release the views."""
         self.runner.cancel()
+        self._close_views()
 
     def wait(self, timeout: float = 120.0) -> bool:
-        """Block until preparation and streaming finished (tests, notebooks); True when idle."""
-        deadline = time.monotonic() + timeout
+        """Block until the task finished (tests, notebooks); True when idle."""
         self.runner.wait(timeout)
-        while self._thread is None and self.state == "preparing" and time.monotonic() < deadline:
-            time.sleep(0.02)
-        if self._thread is not None:
-            self._thread.join(max(0.0, deadline - time.monotonic()))
         return self.state not in ("preparing", "running", "paused")
 
-    # ---------------------------------------------------------------------------- run: set-up --
+    def pin(self, on: bool) -> None:
+        """Pin the |error| colours' top at the largest |error| shown now (or unpin: the field range)."""
+        if not on:
+            self.error_top = 0.0
+            return
+        d, s = self._data, self._shown_step
+        if d is None or s < 1:
+            self.error_top = 0.0
+            return
+        fi = d["fields"].index(self.field)
+        errs = [np.nanmax(np.abs(d["pred"][n][s - 1, fi] - d["traj"][s, fi])) for n in d["names"]]
+        finite = [e for e in errs if np.isfinite(e) and e > 0]
+        self.error_top = float(max(finite)) if finite else 0.0
+
+    def _on_runner(self, *_events) -> None:
+        r = self.runner
+        if self.state in ("running", "paused") and r.state in ("running", "paused") and r.state != self.state:
+            if r.state == "paused":  # the scrubber replays what was computed so far
+                n = self._data["computed"] if self._data else 0
+                self.param.update(state="paused", n_done=n, step=max(1, min(self._shown_step, n)))
+            else:
+                self.state = "running"
+        if not r.busy and self.state in ("preparing", "running", "paused"):
+            # cancelled or failed before `_finish` (which sets done / stopped)
+            self.param.update(state="idle" if self._data is None or not self.n_done else "stopped",
+                              message=r.message)
+
+    # ------------------------------------------------------------------------------- the task --
+    def _job(self, task, args) -> dict[str, Any] | None:
+        def prep_progress(done, total, message=""):
+            if task.stopping:  # Stop always wins, also while data or models load
+                raise TaskCancelled()
+            task(done, total, message)
+
+        data = prepare(*args, prep_progress)
+        if task.stopping:
+            raise TaskCancelled()
+        task.show(self._begin, data)
+        if not data["models"]:
+            return None
+        self._roll(task, data)
+        return data
+
+    def _roll(self, task, d: dict[str, Any]) -> None:
+        """Compute every model's frames ahead of the display and show them at the set rate."""
+        from core.rollout import rollout
+
+        n = d["n_steps"]
+        truth = d["traj"][1:]
+        streams = {name: rollout(m, d["traj"][0], n, truth, dt=d["dt"],
+                                 teacher_forcing=self.teacher_forcing, should_stop=lambda: task.stopping)
+                   for name, m in d["models"].items()}
+        rate = min(self.rate, MAX_RATE_3D) if len(d["dims"]) == 3 else self.rate
+        computed = shown = 0
+        step_s, t_disp, shown_at_start, first_show = 0.0, None, 0, None
+        while shown < n and not task.stopping:
+            t0 = time.perf_counter()
+            task.checkpoint()  # blocks while paused
+            paused_for = time.perf_counter() - t0
+            if t_disp is not None:
+                t_disp += paused_for
+            if computed < n:
+                t_c = time.perf_counter()
+                computed += 1
+                self._compute_step(task, d, streams, computed)
+                dt_c = time.perf_counter() - t_c
+                step_s = dt_c if computed == 1 else 0.8 * step_s + 0.2 * dt_c
+                d["computed"] = computed
+            if t_disp is None:
+                if not start_display(n, computed, shown, step_s, rate):
+                    wait = (n - computed) * step_s - (n - shown) / rate
+                    task(computed, n, f"computing ahead: step {computed}/{n} · display starts in about "
+                                      f"{wait:.0f} s")
+                    continue
+                t_disp, shown_at_start = time.perf_counter(), shown
+            due = min(computed, shown_at_start + 1 + int((time.perf_counter() - t_disp) * rate))
+            if due > shown:
+                shown = due
+                task.show(self._show_live, shown)
+                first_show = first_show or (time.perf_counter(), shown)
+                task(shown, n, f"showing step {shown}/{n}")
+                if shown > first_show[1]:
+                    d["fps"] = (shown - first_show[1]) / (time.perf_counter() - first_show[0])
+            elif computed >= n:
+                time.sleep(max(0.0, min(0.05, (shown + 1 - shown_at_start) / rate
+                                        - (time.perf_counter() - t_disp))))
+        d["shown"] = shown
+
+    def _compute_step(self, task, d, streams, step: int) -> None:
+        for name in d["names"]:
+            if name in d["diverged_at"]:
+                continue
+            try:
+                frame = next(streams[name], None)
+            except WorkbenchError as exc:
+                d["diverged_at"][name] = step
+                task.later(notify_error, f"{name}: {exc}")
+                continue
+            if frame is not None:
+                d["pred"][name][step - 1] = frame.pred
+                d["rmse"][name][step - 1] = float(np.sqrt(np.mean(frame.error ** 2)))
+
+    # ----------------------------------------------------------------- set-up and finish (doc) --
     def _begin(self, data: dict[str, Any]) -> None:
-        """On the document's thread: build the views for this run, then start the worker."""
+        """On the document's thread: build the views for this run."""
         for name, reason in data["problems"].items():
             notify_error(f"{name}: {reason}")
         if not data["models"]:
@@ -233,126 +369,156 @@ class RolloutPage(pn.viewable.Viewer):
             notify_info(f"the test trajectory holds {n_avail} steps; rolling out {n_avail}")
         names = list(data["models"])
         shape = data["traj"].shape[1:]
-        data.update(n_steps=n_steps, names=names,
+        u0, truth = data["traj"][0], data["traj"][1:n_steps + 1]
+        data.update(n_steps=n_steps, names=names, computed=0, fps=0.0, diverged_at={},
                     pred={n: np.full((n_steps, *shape), np.nan, np.float32) for n in names},
-                    rmse={n: np.full(n_steps, np.nan) for n in names}, alive=set(names))
+                    rmse={n: np.full(n_steps, np.nan) for n in names},
+                    reference_rmse=reference_rmse(data["references"], u0, truth))
         self._data = data
-        self._close_views()
         self.param.field.objects = data["fields"]
         if self.field not in data["fields"]:
             self.field = data["fields"][0]
         self._equation[:] = [equation_pane(data["latex"])] if data["latex"] else []
         self._build_views()
-        self.progress.param.update(value=0, max=n_steps)
-        self._stop.clear()
-        self._resume.set()
         self.param.update(state="running", step=0, message=f"running {', '.join(names)}…")
-        self._thread = threading.Thread(target=self._work, daemon=True, name="workbench-rollout")
-        self._thread.start()
+        self.runner.message = "computing…"
 
+    def _finish(self, data: dict[str, Any] | None) -> None:
+        if data is None:
+            self.state = "idle"
+            return
+        n_done = data.get("computed", 0) if self.runner.stopping else data["n_steps"]
+        n_done = max(n_done, data.get("shown", 0))
+        state = "stopped" if n_done < data["n_steps"] else "done"
+        self.param.update(fps=data["fps"])
+        self.param.update(state=state, n_done=n_done, step=max(data.get("shown", 0), 1),
+                          message=f"{state} after {n_done} steps · {self.fps:.1f} frames/s delivered")
+        self._show(max(data.get("shown", 0), 1))
+
+    # ------------------------------------------------------------------------------- display --
     def _build_views(self) -> None:
         d = self._data
         fi = d["fields"].index(self.field)
         clim = value_range(d["traj"][:, fi])
-        emax = self.error_range * (clim[1] - clim[0])
-        self._views = {"truth": stream_view(d["dims"], d["coords"], clim, title="**truth**")}
-        rows = []
+        log_err = self.error_scale == "log"
+        eclim = error_clim(clim, self.error_top) if log_err else (0.0, self.error_top or (clim[1] - clim[0]))
+        self._close_views()
+        self._views, self._rows, rows = {}, {}, []
+        nd = len(d["dims"])
+        deep = " (max over z)" if nd == 3 else ""
+        if nd == 1:
+            curves = {"truth": ("#000000", "solid"),
+                      **{n: (PALETTE[i % len(PALETTE)], "solid") for i, n in enumerate(d["names"])},
+                      PERSISTENCE: (REFERENCE_COLOR, "dashed")}
+            self._views["fields"] = StreamCurve(d["dims"], d["coords"], clim, curves=curves, label=self.field,
+                                                title="**truth, predictions and persistence u(0)**")
+        elif nd == 2:
+            self._views["truth"] = stream_view(d["dims"], d["coords"], clim, title="**truth**")
+        else:
+            self._views["scene"] = SceneView(d["dims"], d["coords"], clim, d["names"],
+                                             error_clim(clim, self.error_top))
         for name in d["names"]:
-            self._views[name] = stream_view(d["dims"], d["coords"], clim, title=f"**{name}**")
-            deep = " (max over z)" if len(d["dims"]) == 3 else ""
-            self._views[f"{name}|err"] = stream_view(d["dims"], d["coords"], (0.0, emax), cmap="magma",
-                                                     projection=True, title=f"**|error| {name}**{deep}")
-            rows.append(pn.Row(self._views[name], self._views[f"{name}|err"], sizing_mode="stretch_width"))
-        self._lines = StreamLines(d["names"], PALETTE, title="running RMSE (all fields)", y_label="RMSE")
+            parts = []
+            if nd == 2:
+                self._views[name] = stream_view(d["dims"], d["coords"], clim, title=f"**{name}**")
+                parts.append(self._views[name])
+            if nd > 1:
+                self._views[f"{name}|err"] = stream_view(d["dims"], d["coords"], eclim, cmap="magma",
+                                                         projection=True, log=log_err,
+                                                         title=f"**|error| {name}**{deep}")
+                parts.append(self._views[f"{name}|err"])
+            if parts:
+                self._rows[name] = pn.Row(*parts, sizing_mode="stretch_width")
+                rows.append(self._rows[name])
+        refs = d["reference_rmse"]
+        styles = {r: (REFERENCE_COLOR, REFERENCE_DASH[i % 2]) for i, r in enumerate(refs)}
+        self._lines = StreamLines([*d["names"], *refs], PALETTE, y_label="RMSE", styles=styles,
+                                  title="running RMSE (all fields; dashed grey: references)")
+        for name, values in refs.items():
+            self._lines.set(name, d["dt"] * np.arange(1, d["n_steps"] + 1), values)
+        self._spectrum = StreamLines(["truth", *d["names"]], ["#000000", *PALETTE], title="energy spectrum",
+                                     x_label="wavenumber k (2π/L)", y_label="E(k)", logx=True, height=300)
         self._sent = dict.fromkeys(d["names"], 0)
-        # every view gets data BEFORE it reaches the page: vtk.js cannot show a scene that arrived empty
-        u0 = d["traj"][0, fi]
-        for key, view in self._views.items():
-            view.update(np.zeros_like(u0) if key.endswith("|err") else u0)
-        self.now = f"t = 0 · step 0 of {d['n_steps']}"
-        self._area[:] = [pn.Row(self._views["truth"], self._lines, sizing_mode="stretch_width"), *rows]
+        self._markers = {name: pn.pane.Alert("", alert_type="danger", css_classes=["wb-diverged"])
+                         for name in d["names"]}
+        self._show(0)
+        top = [self._views.get("fields") or self._views.get("truth") or self._views["scene"]]
+        self._area[:] = [pn.Row(*top, pn.Column(self._lines, self._spectrum, sizing_mode="stretch_width"),
+                                sizing_mode="stretch_width"), *rows,
+                         *([] if nd > 1 else [pn.Column(*self._markers.values())])]
 
     def _close_views(self) -> None:
         for view in self._views.values():
             view.close()
         self._views = {}
 
-    # ---------------------------------------------------------------------------- run: worker --
-    def _work(self) -> None:
-        from core.rollout import rollout
-
-        d = self._data
-        truth = d["traj"][1:]  # frames after u0
-        streams = {n: rollout(m, d["traj"][0], d["n_steps"], truth, dt=d["dt"],
-                              teacher_forcing=self.teacher_forcing, should_stop=self._stop.is_set)
-                   for n, m in d["models"].items()}
-        self._t0 = None
-        for step in range(1, d["n_steps"] + 1):
-            self._resume.wait()
-            if self._stop.is_set():
-                break
-            for name in list(d["alive"]):
-                try:
-                    frame = next(streams[name], None)
-                except WorkbenchError as exc:
-                    d["alive"].discard(name)
-                    call_on_doc(self._doc, notify_error, f"{name}: {exc}")
-                    continue
-                if frame is not None:
-                    d["pred"][name][step - 1] = frame.pred
-                    d["rmse"][name][step - 1] = float(np.sqrt(np.mean(frame.error**2)))
-            if not d["alive"]:
-                break
-            self._shown.clear()
-            call_on_doc(self._doc, self._show_live, step)
-            self._shown.wait(timeout=2.0)  # back-pressure: one frame in flight at a time
-        call_on_doc(self._doc, self._finish)
-
     def _show_live(self, step: int) -> None:
-        try:
-            if self._data is not None and self.state in ("running", "paused"):
-                self._latest = step
-                self._show(step)
-                self.progress.value = step
-                self._push_rmse(step)
-                # delivered rate from the first shown frame on (excludes model start-up)
-                now = time.perf_counter()
-                if self._t0 is None:
-                    self._t0, self._first = now, step
-                elif step % 10 == 0 or step == self._data["n_steps"]:
-                    self.fps = (step - self._first) / (now - self._t0)
-        finally:
-            self._shown.set()
+        if self._data is None:
+            return
+        self._show(step)
+        self._push_rmse(step)
 
-    def _finish(self) -> None:
-        stopped = self._stop.is_set() and self._latest < self._data["n_steps"]
-        state = "stopped" if stopped else "done"
-        self.param.update(state=state, n_done=self._latest, step=self._latest,
-                          message=f"{state} after {self._latest} steps · {self.fps:.1f} frames/s delivered")
-
-    # ------------------------------------------------------------------------------- display --
     def _show(self, step: int) -> None:
-        """Show the frames at `step` (1-based) for the selected field."""
+        """Show the frames at `step` (0: the initial state) for the selected field."""
+        from core.metrics import energy_spectrum
+
         d = self._data
         fi = d["fields"].index(self.field)
         truth = d["traj"][step, fi]
         self.now = f"t = {step * d['dt']:.4g} · step {step} of {d['n_steps']}"
         self._shown_step = step
-        frames = {"truth": truth}
+        preds: dict[str, np.ndarray | None] = {}
         for name in d["names"]:
-            frames[name] = d["pred"][name][step - 1, fi]
-            frames[f"{name}|err"] = np.abs(frames[name] - truth)
-        for key, frame in frames.items():
-            try:
-                self._views[key].update(frame)
-            except Exception:  # one broken view (e.g. a VTK serialisation error) must not freeze the rest
-                log.exception("updating the %s view failed", key)
+            div = d["diverged_at"].get(name)
+            preds[name] = None if (div is not None and step >= div) else \
+                (truth if step == 0 else d["pred"][name][step - 1, fi])
+        self._mark_diverged(step)
+        try:
+            nd = len(d["dims"])
+            if nd == 1:
+                self._views["fields"].update_all({"truth": truth, **preds, PERSISTENCE: d["traj"][0, fi]})
+            elif nd == 2:
+                self._views["truth"].update(truth)
+            else:
+                self._views["scene"].update(truth, preds)
+            for name, pred in preds.items():
+                if pred is not None and f"{name}|err" in self._views:
+                    self._views[f"{name}|err"].update(np.abs(pred - truth))
+                if pred is not None and name in self._views:
+                    self._views[name].update(pred)
+            k, e = energy_spectrum(truth, nd)
+            self._spectrum.set("truth", k[1:], e[1:])
+            for name, pred in preds.items():
+                if pred is not None:
+                    self._spectrum.set(name, *(a[1:] for a in energy_spectrum(pred, nd)))
+        except Exception:  # one broken view (e.g. a VTK serialisation error) must not freeze the rest
+            log.exception("updating the views failed")
+
+    def _mark_diverged(self, step: int) -> None:
+        """A model that diverged at or before `step` shows a persistent marker in place of its views."""
+        d = self._data
+        for name in d["names"]:
+            div = d["diverged_at"].get(name)
+            gone = div is not None and step >= div
+            marker = self._markers[name]
+            marker.object = (f"**{name} diverged at step {div}** (t = {div * d['dt']:.4g}): its prediction "
+                             "became non-finite; the frames before are kept (scrub back)") if gone else ""
+            marker.visible = gone
+            row = self._rows.get(name)
+            if row is not None:
+                keys = [k for k in (name, f"{name}|err") if k in self._views]
+                want = [marker] if gone else [self._views[k] for k in keys]
+                if list(row.objects) != want:
+                    row[:] = want
+        if d["diverged_at"] != self.diverged:
+            self.diverged = dict(d["diverged_at"])
 
     def _push_rmse(self, step: int) -> None:
         d = self._data
         for name, lo in self._sent.items():
-            self._lines.append(name, d["dt"] * np.arange(lo + 1, step + 1), d["rmse"][name][lo:step])
-            self._sent[name] = step
+            if step > lo:
+                self._lines.append(name, d["dt"] * np.arange(lo + 1, step + 1), d["rmse"][name][lo:step])
+                self._sent[name] = step
 
     def _on_step(self, event) -> None:
         replay = self.state in ("done", "stopped", "paused") and self._data is not None
@@ -360,13 +526,13 @@ class RolloutPage(pn.viewable.Viewer):
             self._show(event.new)
 
     def _on_field(self, _event) -> None:
-        if self._data is None or not self._views or self.state in ("preparing",):
+        if self._data is None or not self._views or self.state == "preparing":
             return
-        self._close_views()
         self._build_views()  # colour ranges are per field; also starts a fresh RMSE plot
-        if self._latest:
-            self._show(self._latest)
-            self._push_rmse(self._latest)
+        shown = self._shown_step
+        self._push_rmse(self._data["computed"])
+        if shown:
+            self._show(shown)
 
 
 def create() -> RolloutPage:
