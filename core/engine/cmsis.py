@@ -58,12 +58,15 @@ CMSIS_OPS = {
     "linear": "arm_fully_connected_s8 (per-tensor) / arm_fully_connected_per_channel_s8",
     "matmul_qk": "arm_batch_matmul_s8 on each head (Q_h, K_h gathered into contiguous rows)",
     "matmul_av": "arm_nn_vec_mat_mult_t_s8 (arm_batch_matmul_s8's row kernel) on each row, V_h^T gathered",
+    "softmax": "arm_softmax_s8 (TFLite's input_beta multiplier/shift and diff_min for beta 1)",
 }
-#: ops where CMSIS-NN's semantics differ from the integer reference (so the engine's kernel runs)
+#: how CMSIS-NN's softmax relates to the integer reference's (compared bit for bit wherever it runs)
+SOFTMAX_NOTE = ("arm_softmax_s8 computes exp in gemmlowp fixed point (Q5.26 input, diff_min cut-off) and a "
+                "fixed-point reciprocal, the integer reference a 256-entry exp LUT and a 2^46/sum "
+                "reciprocal: different algorithms that agree on most outputs but not all (off by one LSB "
+                "on rare elements), so a CMSIS-NN deployment keeps the engine's softmax to stay bit-exact")
+#: ops CMSIS-NN has no kernel for (the engine's kernel runs in a CMSIS-NN deployment)
 SEMANTICS = {
-    "softmax": "CMSIS-NN's arm_softmax_s8 computes exp in gemmlowp Q5.26 fixed point with a diff_min "
-               "cut-off and its own reciprocal; the integer reference uses a 256-entry exp LUT and a "
-               "2^46 / sum reciprocal, so their int8 outputs differ by design (compared only for cycles)",
     "layernorm": "CMSIS-NN has no LayerNorm kernel",
     "add": "not benchmarked here (arm_elementwise_add_s8 is TFLite ADD; the engine's se_add runs)",
     "maxpool": "not benchmarked here (the engine's se_maxpool runs)",

@@ -133,8 +133,9 @@ def lower(qm: Any, formats: dict[str, WeightFormat], backends: dict[str, str] | 
 
 
 def cmsis_backends(qm: Any) -> dict[str, str]:
-    """A CMSIS-NN deployment: every layer CMSIS-NN has a matching kernel for (conv, depthwise, fully
-    connected, attention matmuls) on CMSIS-NN; the others (LayerNorm, softmax, add, pooling) on the engine."""
+    """A CMSIS-NN deployment: conv, depthwise, fully connected and attention matmul layers on CMSIS-NN;
+    LayerNorm (CMSIS-NN has none), softmax (arm_softmax_s8 is not bit-exact with the integer
+    reference, see cmsis.SOFTMAX_NOTE), add and pooling on the engine's kernels."""
     from core.engine.lowering import CMSIS_DEPLOY_KINDS
 
     return {q.op.name: "cmsis-nn" for q in qm.qops if q.op.kind in CMSIS_DEPLOY_KINDS}

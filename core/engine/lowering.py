@@ -475,8 +475,8 @@ def _cmsis_matmul(qop: Any, shapes: list, out_shape: tuple) -> Lowered:
 
 
 def _cmsis_softmax(qop: Any, shapes: list, out_shape: tuple) -> Lowered:
-    """arm_softmax_s8 with TFLite's PreprocessSoftmaxScaling (beta 1, 5 integer bits): NOT the integer
-    reference's softmax (see cmsis.SEMANTICS); used to measure CMSIS-NN's cycles only."""
+    """arm_softmax_s8 with TFLite's PreprocessSoftmaxScaling (beta 1, 5 integer bits); a different
+    algorithm from the integer reference's softmax (see cmsis.SOFTMAX_NOTE), compared bit for bit."""
     from core.tinyformer import qmath
 
     op = qop.op
@@ -501,5 +501,5 @@ _CMSIS = {
     "matmul_av": _cmsis_matmul,
     "softmax": _cmsis_softmax,
 }
-#: op kinds a CMSIS-NN deployment runs on CMSIS-NN (softmax only on request: its semantics differ)
+#: op kinds a CMSIS-NN deployment runs on CMSIS-NN (not softmax: see cmsis.SOFTMAX_NOTE)
 CMSIS_DEPLOY_KINDS = ("conv2d", "linear", "dwconv2d", "matmul_qk", "matmul_av")

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from core.engine import cycles
-from core.engine.codegen import Program, choose_formats, execute, generate
+from core.engine.codegen import Program, choose_formats, cmsis_backends, execute, generate
 from core.engine.toolchain import Build, Target, build
 from core.io import Progress, no_progress
 
@@ -30,6 +30,9 @@ class LayerReport:
     cycles: int
     exact: bool | None
     classes: dict[str, int] = field(default_factory=dict)
+    #: (optimistic, conservative) cycles around `cycles` (core.engine.cycles.bounds)
+    cycle_bounds: tuple[int, int] = (0, 0)
+    backend: str = "engine"
 
 
 @dataclass
@@ -49,6 +52,9 @@ class Deployment:
     def summary(self) -> dict[str, Any]:
         macs = sum(r.macs for r in self.layers)
         return {
+            "cycles_optimistic": sum(r.cycle_bounds[0] for r in self.layers),
+            "cycles_conservative": sum(r.cycle_bounds[1] for r in self.layers),
+            "cmsis_nn_layers": sum(r.backend == "cmsis-nn" for r in self.layers),
             "flash_bytes": self.build.flash_bytes,
             "sram_bytes": self.build.sram_bytes,
             "arena_bytes": self.program.arena_bytes,
@@ -71,14 +77,29 @@ def deploy(
     target: Target | None = None,
     compare: bool = True,
     progress: Progress = no_progress,
+    backend: str = "engine",
+    cmsis_nn: Any = None,
 ) -> Deployment:
-    """Generate, compile, run on `x` (int8 HWC) and (optionally) compare every layer with run_int8."""
+    """Generate, compile, run on `x` (int8 HWC) and (optionally) compare every layer with run_int8.
+
+    backend "cmsis-nn": a CMSIS-NN deployment (`codegen.cmsis_backends`: CMSIS-NN where it has the
+    op, the engine's kernels elsewhere; dense weights); `cmsis_nn` is the compiled library
+    (`core.engine.cmsis.library()`, built on demand when None).
+    """
     target = target or Target()
     progress(0, 4, "generating C")
-    formats = choose_formats(qm, sparse)
-    program = generate(qm, Path(out_dir), formats, target)
+    if backend == "cmsis-nn":
+        formats, backends = choose_formats(qm, "dense"), cmsis_backends(qm)
+    elif backend == "engine":
+        formats, backends = choose_formats(qm, sparse), None
+    else:
+        from core.errors import WorkbenchError
+
+        raise WorkbenchError(f"backend {backend!r} is not known; use 'engine' or 'cmsis-nn'")
+    program = generate(qm, Path(out_dir), formats, target, backends=backends, cmsis_nn=cmsis_nn)
     progress(1, 4, "compiling")
-    fw = build(program.sources, Path(out_dir), target)
+    fw = build(program.sources, Path(out_dir), target, include_dirs=program.include_dirs,
+               objects=program.objects)
     progress(2, 4, "emulating")
     ex = execute(program, fw, x, target)
     progress(3, 4, "comparing")
@@ -106,6 +127,8 @@ def deploy(
                 cycles.estimate_cycles(counts),
                 exact,
                 cycles.breakdown(counts),
+                (lambda b: (b[0], b[2]))(cycles.bounds(counts)),
+                program.backends[i] if program.backends else "engine",
             )
         )
     total = sum(r.cycles for r in rows)

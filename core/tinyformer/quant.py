@@ -33,6 +33,8 @@ every layer's output (what the engine compares with the C kernels, layer by laye
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -184,6 +186,22 @@ def to_hwc(x: torch.Tensor) -> torch.Tensor:
     return x.permute(0, 2, 3, 1)
 
 
+@contextlib.contextmanager
+def _single_thread() -> Iterator[None]:
+    """Run torch on one intra-op thread inside the block, then restore the caller's setting.
+
+    float32 reductions (matmul, conv) sum in a thread-count-dependent order, so min/max calibration
+    ranges -- and with them zero points, multipliers and every emulated instruction count -- would
+    depend on how many cores the machine has; on one thread they are the same everywhere.
+    """
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
 def quantize(model: torch.nn.Module, arch: dict[str, Any], calib_loader: Any,
              progress: Progress = no_progress, config: QuantConfig | None = None) -> QuantizedModel:
     """Quantize `model` (a `build(arch)` model or a supernet) for `arch`; see the module docstring."""
@@ -195,7 +213,7 @@ def quantize(model: torch.nn.Module, arch: dict[str, Any], calib_loader: Any,
     params = qfloat.extract_params(model, graph)
     obs = _RangeObserver(config)
     seen = 0
-    with torch.no_grad():
+    with torch.no_grad(), _single_thread():
         for batch in calib_loader:
             x = to_hwc(_images(batch)).to("cpu", torch.float32)  # float32: calibration speed
             qfloat.run_float(graph, params, x, obs)
