@@ -13,6 +13,7 @@ those results for one candidate:
 - `latency_ms(row)`: a first-order latency estimate for colouring (see its docstring).
 - `engine_runs(cid)`: shipped engine measurements of a candidate; `run_engine(cid)`: measure it now
   (dense and as searched) on the emulated Cortex-M7.
+- `export_firmware(cid, board)`: the candidate's firmware project (`core.engine.export`) as a zip.
 """
 
 from __future__ import annotations
@@ -167,16 +168,14 @@ def effective_macs(row: dict[str, Any]) -> int:
 
 def dense_cycles_per_mac() -> tuple[float, str]:
     """Whole-model dense cycles/MAC measured by `python -m core bench engine` (its first dense
-    model), or CMSIS-NN's ≈4 cycles/MAC when that benchmark was not run; with where it came from."""
-    from core.engine.bench import CMSIS_CYCLES_PER_MAC
-
+    model), or NaN (no latency estimate) when that benchmark was not run; with where it came from."""
     path = data_dir() / "results" / "bench_engine.json"
     if path.is_file():
         for r in json.loads(path.read_text()).get("whole", []):
             if "dense" in r.get("model", "") and r.get("cycles_per_mac"):
                 cpm = float(r["cycles_per_mac"])
                 return cpm, f"{cpm:.2f} cycles/MAC (bench engine, dense)"
-    return CMSIS_CYCLES_PER_MAC, f"{CMSIS_CYCLES_PER_MAC:g} cycles/MAC (CMSIS-NN estimate)"
+    return float("nan"), "no measured cycles/MAC (run python -m core bench engine)"
 
 
 def latency_ms(row: dict[str, Any], cycles_per_mac: float) -> float:
@@ -240,3 +239,29 @@ def engine_layers(runs: dict[str, dict[str, Any]]) -> pd.DataFrame:
                          "storage": r["storage"], "macs": r["macs"], "instructions": r["instructions"],
                          "cycles": r["cycles"], "exact": r["exact"]})
     return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------------------------- firmware --
+def export_firmware(cid: int, board: str, nas_dir: Path | None = None,
+                    progress: Progress = no_progress) -> dict[str, Any]:
+    """Export candidate `cid` as a firmware project for `board` with `core.engine.export` (built with
+    arm-none-eabi-gcc, checked on Unicorn and, for mps2-an500, QEMU) in a private temporary folder, and
+    zip it. Returns {"zip": bytes, "filename", "report", "uart"}; the folder is removed afterwards."""
+    import io
+    import shutil
+    import zipfile
+
+    from core.engine.export import export_firmware as export
+
+    name = f"candidate{int(cid)}_{board}"
+    folder = ensure_writable_dir(cache_dir() / "firmware-ui")
+    with tempfile.TemporaryDirectory(prefix=f"{name}-", dir=folder) as work:
+        res = export(int(cid), Path(work) / name, board, nas_dir=Path(nas_dir) if nas_dir else None,
+                     progress=progress)
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+            for path in sorted(res.path.rglob("*")):
+                if path.is_file():
+                    zf.write(path, Path(name) / path.relative_to(res.path))
+        shutil.rmtree(res.path)
+    return {"zip": buf.getvalue(), "filename": f"{name}.zip", "report": res.report, "uart": res.uart}

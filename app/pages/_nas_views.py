@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import holoviews as hv
+import holoviews.plotting.bokeh  # noqa: F401  (registers the Bokeh backend: palettes, opts)
 import numpy as np
 import pandas as pd
 
@@ -241,3 +242,17 @@ def engine_bars(eng: pd.DataFrame) -> list[hv.Overlay]:
             height=height, show_legend=False, xaxis=None if value == "cycles" else "bottom",
             title=f"{name} per layer: {what}"))
     return plots
+
+
+def firmware_summary(report: dict[str, Any]) -> str:
+    """Markdown for an exported firmware project: the size table (NAS estimate, zig ELF, gcc ELF), the
+    checks the export made and, when QEMU ran it, the firmware's last UART lines."""
+    from core.engine.export import checks_markdown, size_table
+
+    text = (f"**Firmware for {report['board_title']}** (candidate #{report['candidate']}, input: "
+            f"{report['input']}, predicted class {report['reference']['class']}).\n\n"
+            f"{size_table(report)}\n\n{checks_markdown(report)}")
+    if report.get("uart"):
+        tail = "\n".join(report["uart"].strip().splitlines()[-4:])
+        text += f"\n\nQEMU's UART (last lines):\n\n```\n{tail}\n```"
+    return text

@@ -4,13 +4,16 @@ space, one candidate's structure and per-layer costs, and its speed on the emula
 One `NasExplorer` per browser session owns the state (budgets, colour, selected candidate, engine
 results of this session). It reads the shipped `data/nas/candidates.parquet` and `supernas.json`
 (`python -m core nas supernas|sparsenas`) and `data/engine/<id>/manifest.json` (`python -m core engine
-compare <id>`). Moving a budget slider only re-colours the scatter (over-budget points turn grey) and
-redraws the Pareto front of the fitting ones; a click on a point (or the dropdown) selects a
+compare <id>`). "Export firmware" builds the selected candidate as a firmware project for the chosen board
+(`core.engine.export`) and offers it as a zip with its flash / SRAM table. Moving a budget slider only
+re-colours the scatter (over-budget points turn grey) and redraws the Pareto front of the fitting
+ones; a click on a point (or the dropdown) selects a
 candidate. Engine runs and SuperNAS re-runs go through `TaskRunner` (worker thread + progress).
 """
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +43,8 @@ class NasExplorer(pn.viewable.Viewer):
     color_by = param.Selector(default="MACs (M)", objects=list(COLOR_BY), doc="colour of fitting points")
     candidate = param.Selector(default=None, objects=[], allow_None=True, doc="candidate shown in detail")
     n_fit = param.Integer(default=0, doc="candidates within both budgets")
+    board = param.Selector(default="stm32f746g-disco", objects=["stm32f746g-disco", "mps2-an500"],
+                           doc="board of the firmware export")
     error = param.String(default="", doc="last error shown to the user")
 
     def __init__(self, nas_dir: Path | None = None, engine_dir: Path | None = None, **params):
@@ -48,6 +53,7 @@ class NasExplorer(pn.viewable.Viewer):
         self.runner = TaskRunner()
         self.runner.param.watch(lambda e: setattr(self, "error", e.new), "error")
         self.engine_results: dict[int, dict[str, dict[str, Any]]] = {}
+        self.firmware: dict[tuple[int, str], dict[str, Any]] = {}  # (candidate, board) -> export
         self.taps: dict[str, hv.streams.Selection1D] = {}  # click on a point -> candidate
         self.table: pd.DataFrame | None = None
         self.supernas: dict[str, Any] | None = None
@@ -58,6 +64,7 @@ class NasExplorer(pn.viewable.Viewer):
             self._on_candidate()
             self.param.watch(self._on_budget, ["flash_kb", "sram_kb"])
             self.param.watch(self._on_candidate, ["candidate"])
+            self.param.watch(lambda *_: self._show_firmware(), ["board"])
         on_session_end(self.runner.cancel)
 
     # ------------------------------------------------------------------------------------ data --
@@ -154,6 +161,7 @@ class NasExplorer(pn.viewable.Viewer):
         self.arch_json.object = row["arch"]
         self.detail_card.title = f"Candidate #{row['id']}"
         self._show_engine()
+        self._show_firmware()
 
     def _summary(self, row: dict[str, Any], layers: pd.DataFrame) -> dict[str, Any]:
         def pct(v: float) -> str:
@@ -235,6 +243,35 @@ class NasExplorer(pn.viewable.Viewer):
         return (f"{head}Weights: {src.get('weights') or 'see manifest'}; source: {src.get('source')}. "
                 "ELF flash includes the kernels' code; ELF SRAM includes the stack.\n\n" + "\n".join(lines))
 
+    # ------------------------------------------------------------------------------- firmware --
+    def export_firmware(self, *_events) -> bool:
+        """Export the selected candidate as a firmware project for `board` in the background."""
+        if self.candidate is None:
+            return False
+        cid, board = self.candidate, self.board
+
+        def done(result: dict[str, Any]) -> None:
+            self.firmware[(cid, board)] = result
+            self._show_firmware()
+
+        return self.runner.run(lambda progress: nd.export_firmware(cid, board, self.nas_dir, progress), done,
+                               label=f"exporting firmware for #{cid}")
+
+    def _show_firmware(self) -> None:
+        result = self.firmware.get((self.candidate, self.board))
+        if result is None:
+            self.firmware_text.object = (
+                f"**Export firmware** writes candidate #{self.candidate} as a project for the {self.board}: "
+                "Makefile and CMakeLists.txt for arm-none-eabi-gcc, startup code, linker script, the model "
+                "and kernels, and a main.c that prints per-layer checksums, DWT cycles and the class over "
+                "the UART. The export builds it, checks it on the emulators and offers it as a zip (about a "
+                "minute).")
+            self.firmware_download.visible = False
+            return
+        self.firmware_text.object = nv.firmware_summary(result["report"])
+        self.firmware_download.param.update(file=io.BytesIO(result["zip"]), filename=result["filename"],
+                                            label=f"Download {result['filename']}", visible=True)
+
     # --------------------------------------------------------------------------------- SuperNAS --
     def rerun_supernas(self, *_events) -> bool:
         """Re-score the search spaces at the current budgets (background, progress)."""
@@ -278,6 +315,12 @@ class NasExplorer(pn.viewable.Viewer):
         self.run_button = pn.widgets.Button(label="Run on emulated Cortex-M7", color="primary",
                                             disabled=self.runner.param.busy)
         self.run_button.on_click(self.run_engine)
+        self.export_button = pn.widgets.Button(label="Export firmware", color="primary", width=170,
+                                               disabled=self.runner.param.busy, css_classes=["nas-export"])
+        self.export_button.on_click(self.export_firmware)
+        self.firmware_text = pn.pane.Markdown("", css_classes=["nas-firmware"], **md)
+        self.firmware_download = pn.widgets.FileDownload(file=None, filename="firmware.zip", visible=False,
+                                                         color="success", width=360)
         self.detail_card = pn.Card(title="Candidate", collapsible=False, **md)
         self._sidebar = self._build_sidebar()
         if self.table is None:
@@ -291,7 +334,11 @@ class NasExplorer(pn.viewable.Viewer):
             pn.Row(pn.Column(self.summary, width=560),
                    pn.Column("**Arch JSON**", self.arch_json, height=330, scroll=True), **md),
             *self.bars,
-            pn.pane.Markdown("### Engine: emulated Cortex-M7 (216 MHz)"), self.engine_text, self.engine_box]
+            pn.pane.Markdown("### Engine: emulated Cortex-M7 (216 MHz)"), self.engine_text, self.engine_box,
+            pn.pane.Markdown("### Firmware"),
+            pn.Row(pn.widgets.Select.from_param(self.param.board, name="board", width=220),
+                   self.export_button, self.firmware_download, align="end"),
+            self.firmware_text]
 
     def _budget_slider(self, name: str, label: str) -> pn.widgets.IntSlider:
         """A slider that sets budget `name` when released (dragging would redraw at every pixel)."""

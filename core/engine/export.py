@@ -453,11 +453,12 @@ def _report(cid: int, row: dict[str, Any], b: Board, sparse: str, kernels: str, 
          "sram_bytes": int(row["sram_bytes"]),
          "note": "weights + quantization parameters; peak live tensors"},
         {"build": "zig cc ELF (engine build, run on Unicorn)", "flash_bytes": zig["flash_bytes"],
-         "sram_bytes": zig["sram_bytes"], "note": "model + kernels + engine startup; arena + 4 KB stack"},
+         "sram_bytes": zig["sram_bytes"],
+         "note": f"model, kernels, engine startup; arena + {STACK_BYTES // 1024} KB stack"},
         {"build": "arm-none-eabi-gcc ELF (this project)", "flash_bytes": gcc["flash_bytes"],
          "sram_bytes": gcc["sram_bytes"],
          "note": f"text {gcc['text']} + data {gcc['data']}; data + bss {gcc['bss']} "
-                 f"(arena, {STACK_BYTES // 1024} KB stack, UART code, test input)"},
+                 f"(arena, {STACK_BYTES // 1024} KB stack, per-layer results)"},
     ]
     return {
         "command": command, "candidate": cid, "board": b.name, "board_title": b.title, "sparse": sparse,
@@ -488,7 +489,8 @@ def size_table(report: dict[str, Any]) -> str:
     return markdown_table(["build", "flash (B)", "flash (KB)", "SRAM (B)", "SRAM (KB)"], rows)
 
 
-def _checks(report: dict[str, Any]) -> str:
+def checks_markdown(report: dict[str, Any]) -> str:
+    """The checks the export made, one markdown bullet each."""
     n = len(report["layers"])
     gcc = report["tools"]["gcc"]
     lines = [f"- arm-none-eabi-gcc built the project with `-Wall -Wextra -Werror` ({gcc})."]
@@ -513,7 +515,7 @@ def report_markdown(report: dict[str, Any]) -> str:
             for i, r in enumerate(report["layers"])]
     parts = [f"# Firmware export: candidate {report['candidate']} on {report['board']}", "",
              f"`{report['command']}`", "", "## Sizes", "", size_table(report), "", "## Checks", "",
-             _checks(report), "", "## Layers", "",
+             checks_markdown(report), "", "## Layers", "",
              markdown_table(["#", "layer", "kind", "storage", *cols], rows)]
     if report["uart"]:
         parts += ["", "## UART output (QEMU)", "", "```", report["uart"].strip(), "```"]
@@ -554,6 +556,7 @@ def _readme(report: dict[str, Any], b: Board, program: Any, command: str) -> str
         "weights": report["weights"] or "see manifest.json", "kernels": report["kernels"],
         "sparse": report["sparse"], "n_sparse": sum(r["storage"] == "sparse" for r in report["layers"]),
         "stack_bytes": STACK_BYTES, "how_to_run": how, "example_output": example,
-        "clock_mhz": b.clock_hz // 1_000_000, "size_table": size_table(report), "checks": _checks(report),
+        "clock_mhz": b.clock_hz // 1_000_000, "size_table": size_table(report),
+        "checks": checks_markdown(report),
     }
     return Template((FIRMWARE_DIR / "README.template.md").read_text()).substitute(values)
