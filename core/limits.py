@@ -24,8 +24,8 @@ MEMORY_SHARE = 0.8
 
 def human_seconds(seconds: float) -> str:
     """3.2 s, 4.1 min, 2.5 h, 3.0 days or 1.2e+40 years."""
-    if not math.isfinite(seconds):
-        return "forever"
+    if not math.isfinite(seconds):  # a lower bound past float range is still a lower bound
+        return "1e+300 years"
     for unit, size in (("years", 365.25 * 86400), ("days", 86400), ("h", 3600), ("min", 60)):
         if seconds >= size:
             value = seconds / size

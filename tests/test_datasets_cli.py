@@ -50,7 +50,7 @@ def test_cli_bad_input_exits_2_with_one_line(tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     (["fhn2d", "--preset", "huge"], "unknown preset 'huge'"),
-    (["burgers2d", "--dt-fine", "-1"], "dt_fine=-1.0 must be a positive"),
+    (["burgers2d", "--dt-fine", "-1"], "dt_fine=-1.0 must be a finite positive"),
     (["burgers2d", "--dt-fine", "0.0007"], "dt_fine=0.0007 must be a positive integer multiple of the "
                                            "solver dt=0.0005"),
     (["burgers2d", "--k", "0"], "k=0 must be an integer >= 1"),

@@ -163,8 +163,10 @@ class DatasetConfig:
                 raise WorkbenchError(f"{name}={val!r} must be an integer >= {low}")
         _check_splits(self.splits, self.n_samples)
         system = _system(self.system, self.preset, self.overrides)
-        if self.dt_fine is not None and not (isinstance(self.dt_fine, int | float) and self.dt_fine > 0):
-            raise WorkbenchError(f"dt_fine={self.dt_fine!r} must be a positive multiple of the solver "
+        if self.dt_fine is not None and not (isinstance(self.dt_fine, int | float)
+                                             and not isinstance(self.dt_fine, bool)
+                                             and math.isfinite(self.dt_fine) and self.dt_fine > 0):
+            raise WorkbenchError(f"dt_fine={self.dt_fine!r} must be a finite positive multiple of the solver "
                                  f"dt={system.dt:g} of {self.system}")
         if self.ic is not None and self.ic not in system.ic_kinds:
             raise unknown(f"initial condition for {self.system}", self.ic, system.ic_kinds)

@@ -165,6 +165,64 @@ def _in_process(config: DatasetConfig, progress: Progress) -> Iterator[tuple[int
         yield s, simulate_trajectory(config, s, sub)
 
 
+#: optimistic solver throughput for lower-bound time estimates: state values (grid points x fields)
+#: advanced per second, plus a floor per step (the Python loop). Measured rates on the development
+#: machines are 10-100x lower (data/results/bench_solvers.md), so a refusal is never a close call.
+VALUES_PER_SECOND = 5e7
+SECONDS_PER_STEP = 1e-6
+
+
+def estimate(config: DatasetConfig) -> dict[str, Any]:
+    """What generating `config` needs, from the config alone (no solver step is run).
+
+    `steps`: solver steps over all trajectories; `seconds`: a lower bound on the time (see
+    VALUES_PER_SECOND); `memory_bytes`: one trajectory in memory (float64 frames from the solver,
+    float32 copies) plus the per-sample metadata; `disk_bytes`: the uncompressed store.
+    Python integers throughout, so absurd inputs give huge numbers, not overflow errors.
+    """
+    config = config.resolved()
+    system = config.solver()
+    values = len(system.fields) * math.prod(system.n)
+    m = round(config.dt_fine / system.dt)
+    per_trajectory = config.warmup + (config.n_coarse - 1) * config.k * m
+    steps = per_trajectory * config.n_samples
+    fine_frames = config.n_bursts * (config.burst_len + 1)
+    try:
+        seconds = float(steps) * (SECONDS_PER_STEP + values / VALUES_PER_SECOND)
+    except OverflowError:
+        seconds = math.inf
+    return {"values": values, "steps_per_trajectory": per_trajectory, "steps": steps, "seconds": seconds,
+            "memory_bytes": values * (12 * config.n_coarse + 16 * fine_frames) + 96 * config.n_samples,
+            "disk_bytes": 4 * values * (config.n_coarse + fine_frames) * config.n_samples}
+
+
+def _sci(n: int | float) -> str:
+    """`2.1e+303` for any size of integer (float() would overflow past 1e308)."""
+    try:
+        return f"{float(n):.2g}"
+    except OverflowError:
+        digits = str(int(n))
+        return f"{digits[0]}.{digits[1]}e+{len(digits) - 1}"
+
+
+def check_budget(config: DatasetConfig, folder: Path) -> dict[str, Any]:
+    """Refuse, before anything runs, a dataset that does not fit in memory or on disk, or would take
+    longer than `core.limits.MAX_SECONDS`; returns `estimate(config)`."""
+    from core.limits import check_disk, check_memory, check_work
+
+    config = config.resolved()
+    est = estimate(config)
+    what = (f"the {config.system} dataset ({config.n_samples} trajectories x {config.n_coarse} coarse "
+            f"frames, dt_fine={config.dt_fine:g}, grid {'x'.join(map(str, config.solver().n))})")
+    hint = "lower --samples, --n-coarse, --dt-fine or the grid"
+    check_memory(what, est["memory_bytes"], "lower --samples, --n-coarse, --n-bursts or the grid")
+    check_disk(what, est["disk_bytes"], folder, "lower --samples or --n-coarse, or free disk space")
+    check_work(what, est["seconds"],
+               f"{_sci(est['steps'])} solver steps of {est['values']} values at >= "
+               f"{VALUES_PER_SECOND:.0e} values/s", hint)
+    return est
+
+
 def check_scheduler(scheduler: Any) -> None:
     """Refuse a scheduler `generate` cannot use, before anything runs."""
     if scheduler is None or scheduler == "local" or (isinstance(scheduler, str) and "://" in scheduler):
