@@ -247,7 +247,7 @@ def engine_bars(eng: pd.DataFrame) -> list[hv.Overlay]:
 def firmware_summary(report: dict[str, Any]) -> str:
     """Markdown for an exported firmware project: the size table (NAS estimate, zig ELF, gcc ELF), the
     checks the export made and, when QEMU ran it, the firmware's last UART lines."""
-    from core.engine.export import checks_markdown, size_table
+    from core.engine.firmware_report import checks_markdown, size_table
 
     text = (f"**Firmware for {report['board_title']}** (candidate #{report['candidate']}, input: "
             f"{report['input']}, predicted class {report['reference']['class']}).\n\n"

@@ -56,7 +56,7 @@ def _export(args: argparse.Namespace) -> int:
                      vars(args) | {"func": None}, folder=data_dir() / "engine" / str(args.candidate))
     print(res.uart.strip() or f"built {res.path} (not run)")
     print(f"\nexported to {res.path}\n")
-    from core.engine.export import size_table
+    from core.engine.firmware_report import size_table
 
     print(size_table(res.report))
     return 0
