@@ -199,8 +199,8 @@ def check_target(final: Path, replace_dir: Callable[[Path], bool] | None = None)
     if final.is_dir() and not final.is_symlink():
         if replace_dir is None:
             raise WorkbenchError(f"{str(final)!r} is an existing directory, and a file cannot replace "
-                                 f"it without deleting what is in it; give a file path instead "
-                                 f"(e.g. {str(final / 'out')!r}) or move the directory away")
+                                 "it without deleting what is in it; move that directory away or write "
+                                 "somewhere else")
         if not replace_dir(final):
             raise WorkbenchError(f"{str(final)!r} is a directory the workbench did not write, so it is "
                                  "not replaced; move or delete it yourself, or choose another path")
@@ -352,12 +352,19 @@ def torch_device(prefer: str | None = None) -> str:
 
 @contextlib.contextmanager
 def tqdm_progress(desc: str, unit: str = "it") -> Iterator[Progress]:
-    """A `Progress` callback that drives a tqdm bar (the CLI's progress display)."""
+    """A `Progress` callback that drives a tqdm bar (the CLI's progress display).
+
+    The bar opens at the first report, so an input refused before any work prints nothing but its
+    `error:` line.
+    """
     from tqdm import tqdm
 
-    bar = tqdm(desc=desc, unit=unit, dynamic_ncols=True, file=sys.stderr)
+    bar = None
 
     def update(done: int, total: int, message: str = "") -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(desc=desc, unit=unit, dynamic_ncols=True, file=sys.stderr)
         if bar.total != total:
             bar.total = total
         bar.n = done
@@ -368,4 +375,5 @@ def tqdm_progress(desc: str, unit: str = "it") -> Iterator[Progress]:
     try:
         yield update
     finally:
-        bar.close()
+        if bar is not None:
+            bar.close()

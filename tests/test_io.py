@@ -38,7 +38,7 @@ def test_a_file_never_replaces_an_existing_directory(tmp_path):
     target.mkdir()
     (target / "notes.txt").write_text("mine")
     ran = []
-    with pytest.raises(WorkbenchError, match=r"'.*v' is an existing directory.*give a file path"):
+    with pytest.raises(WorkbenchError, match=r"'.*v' is an existing directory.*move that directory away"):
         with atomic_path(target) as tmp:
             ran.append(True)
             tmp.write_text("checkpoint")

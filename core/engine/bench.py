@@ -475,6 +475,7 @@ def main(args: argparse.Namespace) -> int:
     with tqdm_progress("bench engine") as progress:
         res = run(cfg, progress)
     md = markdown(res)
-    write_result("bench_engine", md, res, cfg)
+    # the quick subset never overwrites the full committed table
+    write_result("bench_engine_quick" if args.quick else "bench_engine", md, res, cfg)
     print(md)
     return 0

@@ -67,28 +67,32 @@ def main(args: argparse.Namespace) -> int:
 
     from core.engine import models
     from core.engine.pipeline import deploy
-    from core.io import data_dir, tqdm_progress
+    from core.io import atomic_path, data_dir, tqdm_progress
 
     if args.action == "export":
         return _export(args)
     if args.candidate < 0:
         raise WorkbenchError(f"candidate id {args.candidate} must be >= 0")
     build_dir = data_dir() / "engine" / "build" / str(args.candidate)
-    with tqdm_progress(f"engine {args.action} {args.candidate}") as progress:
+    # each run builds in a private temporary folder, renamed over build/<id> when it is done:
+    # concurrent runs of one candidate never share a folder (build/ is the engine's own scratch)
+    with atomic_path(build_dir, replace_dir=lambda _p: True) as work, \
+            tqdm_progress(f"engine {args.action} {args.candidate}") as progress:
+        work.mkdir()
         qm, row = models.candidate(args.candidate)
         if args.action == "build":
             from core.engine.codegen import choose_formats, generate
             from core.engine.toolchain import build
 
-            program = generate(qm, build_dir, choose_formats(qm, args.sparse))
-            fw = build(program.sources, build_dir)
+            program = generate(qm, work, choose_formats(qm, args.sparse))
+            fw = build(program.sources, work)
             summary = {"flash_bytes": fw.flash_bytes, "sram_bytes": fw.sram_bytes,
                        "arena_bytes": program.arena_bytes, "sections": fw.sections}
             rows = []
         else:
             shape = qm.graph.tensors[qm.graph.input].shape
             x = np.random.default_rng(args.seed).integers(-128, 128, size=shape).astype(np.int8)
-            dep = deploy(qm, build_dir, x, args.sparse, compare=args.action == "compare", progress=progress)
+            dep = deploy(qm, work, x, args.sparse, compare=args.action == "compare", progress=progress)
             summary, rows = dep.summary(), dep.layers
     _write(args, row, build_dir, summary, rows)
     if args.action == "compare" and not summary.get("bit_exact"):

@@ -16,15 +16,18 @@ snapshot the previous layer's output (`on_layer_end`). Unmapped or protected acc
 
 from __future__ import annotations
 
+import contextlib
+import struct
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from core.engine.cycles import CLASSES, N_INSTRUCTION_CLASSES, classify
 from core.engine.toolchain import FLASH_ORIGIN, MARKER_ADDRESS, SRAM_ORIGIN, Build, Target
-from core.errors import WorkbenchError
+from core.errors import WorkbenchError, brief
 
 N_CLASSES = len(CLASSES)
 TAKEN = CLASSES.index("branch_taken")
@@ -219,12 +222,26 @@ class _Counter:
         result.instructions = int(sum(int(v[:N_INSTRUCTION_CLASSES].sum()) for v in result.counts.values()))
 
 
+@contextlib.contextmanager
+def _elf(build: Build) -> Iterator[Any]:
+    """The firmware as a pyelftools `ELFFile`; a missing, truncated or foreign file (or one whose
+    segments do not fit the target's memory map) becomes one WorkbenchError sentence."""
+    from elftools.common.exceptions import ELFError
+    from elftools.elf.elffile import ELFFile
+    from unicorn import UcError
+
+    try:
+        with open(build.elf, "rb") as fh:
+            yield ELFFile(fh)
+    except (ELFError, OSError, UcError, ValueError, struct.error) as exc:
+        raise WorkbenchError(f"firmware {str(build.elf)!r} is not a loadable Cortex-M ELF image "
+                             f"({brief(exc)}); rebuild it (python -m core engine build ID)") from exc
+
+
 def _rodata_range(build: Build) -> tuple[int, int]:
     """[start, end) of .rodata (the constants a program reads from flash)."""
-    from elftools.elf.elffile import ELFFile
-
-    with open(build.elf, "rb") as fh:
-        sec = ELFFile(fh).get_section_by_name(".rodata")
+    with _elf(build) as elf:
+        sec = elf.get_section_by_name(".rodata")
         if sec is None or not sec["sh_size"]:
             return 0, 0
         return int(sec["sh_addr"]), int(sec["sh_addr"] + sec["sh_size"])
@@ -232,10 +249,8 @@ def _rodata_range(build: Build) -> tuple[int, int]:
 
 def _load(uc, build: Build) -> None:
     """Copy PT_LOAD segments to their physical (load) addresses, as a flash programmer would."""
-    from elftools.elf.elffile import ELFFile
-
-    with open(build.elf, "rb") as fh:
-        for seg in ELFFile(fh).iter_segments():
+    with _elf(build) as elf:
+        for seg in elf.iter_segments():
             if seg["p_type"] == "PT_LOAD" and seg["p_filesz"]:
                 uc.mem_write(seg["p_paddr"], seg.data())
 

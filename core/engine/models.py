@@ -13,7 +13,6 @@ from typing import Any
 
 import numpy as np
 
-from core.errors import WorkbenchError
 from core.io import Progress, data_dir, no_progress
 
 
@@ -77,7 +76,7 @@ def candidate(cid: int, nas_dir: Path | None = None, progress: Progress = no_pro
     candidate's architecture with seeded random weights pruned to its per-layer sparsity (the row's
     `weights` field says which).
     """
-    from core.tinyformer.candidates import load_candidate, load_finetuned
+    from core.tinyformer.candidates import NoFinetuned, load_candidate, load_finetuned
 
     nas_dir = Path(nas_dir) if nas_dir is not None else data_dir() / "nas"
     row = load_candidate(nas_dir / "candidates.parquet", int(cid))
@@ -86,7 +85,7 @@ def candidate(cid: int, nas_dir: Path | None = None, progress: Progress = no_pro
     try:
         model, _ = load_finetuned(nas_dir / "finetuned.pt", int(cid))
         row["weights"] = "finetuned"
-    except WorkbenchError:
+    except NoFinetuned:  # absent only: a damaged or foreign file is an error, never random weights
         row["weights"] = "random (seed 0), pruned to the candidate's sparsity"
     qm = quantize_arch(arch, model, progress=progress)
     if model is None:

@@ -21,7 +21,7 @@ from typing import Any
 import pandas as pd
 import torch
 
-from core.errors import WorkbenchError
+from core.errors import WorkbenchError, brief
 from core.io import Progress, atomic_path, no_progress
 from core.tinyformer import prune
 from core.tinyformer.model import TinyFormerNet, build, extract
@@ -176,47 +176,91 @@ def write_candidates(table: pd.DataFrame, path: Path) -> Path:
     return Path(path)
 
 
+#: columns every candidates table has (what `load_candidate` and the engine read)
+REQUIRED_COLUMNS = ("id", "arch", "sparsity", "block", "storage")
+
+
+class NoFinetuned(WorkbenchError):
+    """No fine-tuned weights for a candidate: the file is absent or does not hold that id (a damaged
+    or foreign file is a plain `WorkbenchError`, never this)."""
+
+
+def _read_parquet(path: Path) -> pd.DataFrame:
+    """A candidates table, or WorkbenchError: missing, truncated, not parquet, or lacking columns."""
+    if not path.is_file():
+        raise WorkbenchError(
+            f"candidates table {str(path)!r} does not exist; run `python -m core nas sparsenas`"
+        )
+    try:
+        df = pd.read_parquet(path)
+    except Exception as exc:  # noqa: BLE001 -- pyarrow raises many types for a truncated/foreign file
+        raise WorkbenchError(
+            f"{str(path)!r} is not a readable candidates table ({brief(exc)}); "
+            "re-create it with `python -m core nas sparsenas`"
+        ) from exc
+    missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
+    if missing:
+        raise WorkbenchError(
+            f"{str(path)!r} is not a candidates table (no column {', '.join(missing)}); "
+            "re-create it with `python -m core nas sparsenas`"
+        )
+    return df
+
+
 def load_candidate(table: Path | str, cid: int) -> dict[str, Any]:
     """Row `cid` of a candidates table with arch/sparsity/block/storage parsed from JSON."""
     table = Path(table)
-    if not table.is_file():
-        raise WorkbenchError(
-            f"candidates table {str(table)!r} does not exist; run `python -m core nas sparsenas`"
-        )
-    df = pd.read_parquet(table)
+    df = _read_parquet(table)
     hit = df[df["id"] == cid]
     if hit.empty:
         raise WorkbenchError(f"candidate id {cid} is not in {str(table)!r}; ids are 0..{len(df) - 1}")
     row = hit.iloc[0].to_dict()
-    for key in ("arch", "sparsity", "sparsity_target", "block", "storage"):
-        row[key] = json.loads(row[key])
+    try:
+        for key in ("arch", "sparsity", "sparsity_target", "block", "storage"):
+            if key in row:
+                row[key] = json.loads(row[key])
+    except (TypeError, ValueError) as exc:
+        raise WorkbenchError(f"candidate {cid} in {str(table)!r} holds a garbled {key!r} field "
+                             f"({brief(exc)}); re-create the table with `python -m core nas sparsenas`"
+                             ) from exc
     return {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}
 
 
 def load_finetuned(path: Path | str, cid: int) -> tuple[TinyFormerNet, dict[str, Any]]:
-    """The fine-tuned, pruned float model of candidate `cid` from `finetuned.pt` (eval mode)."""
+    """The fine-tuned, pruned float model of candidate `cid` from `finetuned.pt` (eval mode).
+
+    Raises `NoFinetuned` when the file is absent or lacks `cid`, and `WorkbenchError` when it is
+    truncated, foreign or does not fit the candidate's architecture.
+    """
     path = Path(path)
     if not path.is_file():
-        raise WorkbenchError(
+        raise NoFinetuned(
             f"fine-tuned weights {str(path)!r} do not exist; run `python -m core nas sparsenas`"
         )
-    doc = torch.load(path, map_location="cpu", weights_only=True)
+    redo = "re-create it with `python -m core nas sparsenas`"
+    try:
+        doc = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 -- torch raises many types for a truncated/unsafe file
+        raise WorkbenchError(f"fine-tuned weights {str(path)!r} cannot be read ({brief(exc)}); "
+                             f"{redo}") from exc
+    if not isinstance(doc, dict) or doc.get("format") != 1 or not isinstance(doc.get("candidates"), dict):
+        raise WorkbenchError(f"{str(path)!r} is not a fine-tuned weights file of `nas sparsenas` "
+                             f"(format 1); {redo}")
     if cid not in doc["candidates"]:
-        raise WorkbenchError(
+        raise NoFinetuned(
             f"candidate id {cid} has no fine-tuned weights in {str(path)!r}; "
             f"available: {', '.join(map(str, sorted(doc['candidates'])))}"
         )
     entry = doc["candidates"][cid]
-    model = build(entry["arch"])
-    model.load_state_dict(entry["state_dict"])
+    try:
+        model = build(entry["arch"])
+        model.load_state_dict(entry["state_dict"])
+    except Exception as exc:  # noqa: BLE001 -- a foreign or mismatched entry
+        raise WorkbenchError(f"the fine-tuned weights of candidate {cid} in {str(path)!r} do not fit its "
+                             f"architecture ({brief(exc)}); {redo}") from exc
     return model.eval(), {k: v for k, v in entry.items() if k != "state_dict"}
 
 
 def read_table(path: Path | str) -> pd.DataFrame:
     """A candidates table written by `write_candidates` (best first)."""
-    path = Path(path)
-    if not path.is_file():
-        raise WorkbenchError(
-            f"candidates table {str(path)!r} does not exist; run `python -m core nas sparsenas`"
-        )
-    return pd.read_parquet(path).sort_values("id").reset_index(drop=True)
+    return _read_parquet(Path(path)).sort_values("id").reset_index(drop=True)

@@ -7,7 +7,9 @@
     python -m core nas download-cifar10 [--root DIR]
 
 Results go to `data/nas/` (or `--out`); `data/nas/manifest.json` records, per artefact, the command,
-config and time that made it.
+config and time that made it. `supernas` also writes its table to `data/results/nas_supernas.{md,json}`
+(next to the other results; with `--out`, into that folder). Every input, the manifest and the
+output paths are checked before any work starts, so a refusal leaves nothing written.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from core.io import command_line, data_dir, to_jsonable, write_json_atomic
+from core.errors import WorkbenchError, brief
+from core.io import check_target, command_line, data_dir, to_jsonable, write_json_atomic
 
 #: SparseNAS settings the CLI exposes (integers of `SearchConfig`)
 SEARCH_FLAGS = (
@@ -44,22 +47,58 @@ def _command() -> str:
     return "python -m core.tinyformer.cli" + cmd[len("cli.py") :] if cmd.startswith("cli.py") else cmd
 
 
+#: lower-bound throughputs for refusing what cannot finish (measured: 2675 analytic evaluations/s
+#: and 78 exact ones, data/results/bench_nas.md; these are 40x and 100x faster)
+SUPERNAS_EVALS_PER_S = 1e5
+SPARSENAS_EVALS_PER_S = 1e4
+
+
+def _manifest(folder: Path) -> dict[str, Any]:
+    """`folder/manifest.json` ({"artefacts": {}} when absent); WorkbenchError when it is garbled."""
+    path = folder / "manifest.json"
+    if not path.exists():
+        return {"artefacts": {}}
+    try:
+        doc = json.loads(path.read_text())
+        if not isinstance(doc, dict) or not isinstance(doc.get("artefacts"), dict):
+            raise ValueError("no 'artefacts' table")
+    except (OSError, ValueError) as exc:
+        raise WorkbenchError(f"NAS manifest {str(path)!r} is garbled ({brief(exc)}); repair it or move it "
+                             "away (it only records how each artefact was made)") from exc
+    return doc
+
+
+def _prepare(folder: Path, *artefacts: str) -> None:
+    """Before any work: the manifest must be readable and every output path writable (a folder
+    where a file goes is refused, never deleted)."""
+    _manifest(folder)
+    for name in (*artefacts, "manifest.json"):
+        check_target(folder / name)
+
+
 def record(folder: Path, artefact: str, config: Any, summary: dict[str, Any] | None = None) -> Path:
     """Add/replace `artefact`'s entry (command, config, created, summary) in `folder/manifest.json`."""
-    path = folder / "manifest.json"
-    doc = json.loads(path.read_text()) if path.is_file() else {"artefacts": {}}
+    doc = _manifest(folder)
     doc["artefacts"][artefact] = {
         "command": _command(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "config": to_jsonable(config),
         "summary": to_jsonable(summary or {}),
     }
-    return write_json_atomic(path, doc)
+    return write_json_atomic(folder / "manifest.json", doc)
 
 
 def _manifest_entry(folder: Path, artefact: str) -> dict[str, Any] | None:
-    path = folder / "manifest.json"
-    return json.loads(path.read_text())["artefacts"].get(artefact) if path.is_file() else None
+    return _manifest(folder)["artefacts"].get(artefact)
+
+
+def _budgets(args: argparse.Namespace) -> tuple[int, int]:
+    """(flash, SRAM) budgets in bytes from --flash-kb / --sram-kb (finite and > 0)."""
+    from core.limits import check_number
+
+    flash = check_number("--flash-kb", args.flash_kb, 0, strict=True)
+    sram = check_number("--sram-kb", args.sram_kb, 0, strict=True)
+    return int(flash * 1024), int(sram * 1024)
 
 
 def _resolve_space(name: str, folder: Path):  # noqa: ANN202
@@ -67,32 +106,48 @@ def _resolve_space(name: str, folder: Path):  # noqa: ANN202
     from core.tinyformer.supernas import space_by_name
 
     if name == "auto":
+        from core.tinyformer.supernas import read_result
+
         choice = folder / "supernas.json"
-        return space_by_name(json.loads(choice.read_text())["best"]) if choice.is_file() else SpaceConfig()
+        return space_by_name(read_result(choice)["best"]) if choice.exists() else SpaceConfig()
     return SpaceConfig() if name == "default" else space_by_name(name)
 
 
 def _cmd_supernas(args: argparse.Namespace) -> int:
-    from core.io import tqdm_progress
-    from core.tinyformer.supernas import run_supernas
+    from core.io import markdown_table, tqdm_progress, write_result
+    from core.limits import check_number, check_work
+    from core.tinyformer.supernas import candidate_spaces, run_supernas
 
     folder = _out(args)
+    flash, sram = _budgets(args)
+    samples = check_number("--samples", args.samples, 1, integer=True)
+    evals = samples * len(candidate_spaces())
+    check_work("SuperNAS", evals / SUPERNAS_EVALS_PER_S,
+               f"{evals} subnet evaluations at >= {SUPERNAS_EVALS_PER_S:.0e}/s", "lower --samples")
+    results = data_dir() / "results" if args.out is None else folder
+    _prepare(folder, "supernas.json")
+    check_target(results / "nas_supernas.md")
+    check_target(results / "nas_supernas.json")
     with tqdm_progress("SuperNAS spaces") as progress:
-        result = run_supernas(
-            int(args.flash_kb * 1024),
-            int(args.sram_kb * 1024),
-            m=args.samples,
-            seed=args.seed,
-            progress=progress,
-        )
+        result = run_supernas(flash, sram, m=samples, seed=args.seed, progress=progress)
     write_json_atomic(folder / "supernas.json", {"command": _command(), **result})
-    record(folder, "supernas.json", vars(args) | {"func": None}, {"best": result["best"]})
+    config = vars(args) | {"func": None}
+    record(folder, "supernas.json", config, {"best": result["best"]})
+    rows = [[r["space"], r["fitting"], r["samples"], r["mean_mmacs"], r["p80_mmacs"], r["eligible"],
+             r["min_flash_kb"], r["min_sram_kb"]] for r in result["spaces"]]
+    md = (f"## SuperNAS: search spaces within {flash / 1024:g} KB flash and {sram / 1024:g} KB SRAM\n\n"
+          + markdown_table(["space", "fitting", "samples", "mean MMACs (fitting)", "p80 MMACs", "eligible",
+                            "min flash KB", "min SRAM KB"], rows)
+          + f"\n\nBest space: **{result['best']}** (highest mean MACs among the subnets that fit).")
+    write_result("nas_supernas", md, {"best": result["best"], "spaces": result["spaces"]}, config,
+                 folder=results)
     for row in result["spaces"]:
         print(
             f"{row['space']:18s} fit {row['fitting']:4d}/{row['samples']}  "
             f"mean {row['mean_mmacs']:7.2f} MMACs  p80 {row['p80_mmacs']:7.2f}"
         )
-    print(f"best space: {result['best']} -> {folder / 'supernas.json'}")
+    print(f"best space: {result['best']} -> {folder / 'supernas.json'} "
+          f"(table: {results / 'nas_supernas.md'})")
     return 0
 
 
@@ -101,6 +156,7 @@ def _cmd_supernet(args: argparse.Namespace) -> int:
     from core.tinyformer.supernet import TrainConfig, train_supernet
 
     folder = _out(args)
+    _prepare(folder, "supernet.pt")
     space = _resolve_space(args.space, folder)
     cfg = TrainConfig(
         dataset=args.dataset,
@@ -125,19 +181,26 @@ def _cmd_supernet(args: argparse.Namespace) -> int:
 
 def _cmd_sparsenas(args: argparse.Namespace) -> int:
     from core.io import tqdm_progress
+    from core.limits import check_work
     from core.tinyformer.candidates import run_sparsenas, write_candidates
-    from core.tinyformer.sparsenas import SearchConfig
+    from core.tinyformer.sparsenas import SearchConfig, n_evaluations
 
     folder = _out(args)
+    flash, sram = _budgets(args)
     overrides = {k: getattr(args, k) for k in SEARCH_FLAGS if getattr(args, k) is not None}
     cfg = SearchConfig(
-        flash_budget=int(args.flash_kb * 1024),
-        sram_budget=int(args.sram_kb * 1024),
+        flash_budget=flash,
+        sram_budget=sram,
         dataset=args.dataset,
         seed=args.seed,
         threads=args.threads,
         **overrides,
     )
+    evals = n_evaluations(cfg)
+    check_work("SparseNAS", evals / SPARSENAS_EVALS_PER_S,
+               f"{evals} candidate evaluations at >= {SPARSENAS_EVALS_PER_S:.0e}/s",
+               "lower --population or --generations")
+    _prepare(folder, "candidates.parquet", "finetuned.pt")
     ckpt = Path(args.checkpoint) if args.checkpoint else folder / "supernet.pt"
     t0 = time.monotonic()
     with tqdm_progress("SparseNAS", unit="eval") as progress:
@@ -225,8 +288,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def main(argv: list[str] | None = None) -> int:
     """`python -m core.tinyformer.cli STEP ...`: the `nas` command alone (same handlers and errors)."""
     import sys
-
-    from core.errors import WorkbenchError
 
     parser = argparse.ArgumentParser(prog="python -m core nas")
     register(parser.add_subparsers(dest="command"))

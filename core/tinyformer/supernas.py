@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from core.errors import WorkbenchError, unknown
+from core.errors import WorkbenchError, brief, unknown
 from core.io import Progress, no_progress
 from core.tinyformer.cost import flash_bytes, sram_bytes
 from core.tinyformer.graph import graph_of
@@ -111,9 +111,17 @@ def run_supernas(
 
     Raises `WorkbenchError` naming the smallest reachable flash and SRAM when no space is eligible.
     """
-    if m < 1 or min_fit < 1:
-        raise WorkbenchError(f"samples per space ({m}) and min_fit ({min_fit}) must be >= 1")
+    if min_fit < 1 or m < min_fit:
+        raise WorkbenchError(f"samples per space ({m}) must be >= min_fit ({min_fit}), which must be >= 1")
     spaces = spaces or candidate_spaces()
+    smallest = [graph_of(extreme(s, largest=False)) for s in spaces]  # refuse hopeless budgets first
+    if not any(flash_bytes(g) <= flash_budget and sram_bytes(g) <= sram_budget for g in smallest):
+        raise WorkbenchError(
+            f"no subnet of any search space fits {flash_budget / 1024:g} KB flash and "
+            f"{sram_budget / 1024:g} KB SRAM; the smallest reachable are "
+            f"{min(flash_bytes(g) for g in smallest) / 1024:.1f} KB flash (dense) and "
+            f"{min(sram_bytes(g) for g in smallest) / 1024:.1f} KB SRAM"
+        )
     scores = []
     for i, space in enumerate(spaces):
         scores.append(score_space(space, flash_budget, sram_budget, m, seed + i))
@@ -166,4 +174,11 @@ def read_result(path: Path | str) -> dict[str, Any]:
         raise WorkbenchError(
             f"SuperNAS result {str(path)!r} does not exist; run `python -m core nas supernas`"
         )
-    return json.loads(path.read_text())
+    try:
+        doc = json.loads(path.read_text())
+        if not isinstance(doc, dict) or not isinstance(doc.get("best"), str):
+            raise ValueError("no 'best' space")
+    except (OSError, ValueError) as exc:
+        raise WorkbenchError(f"SuperNAS result {str(path)!r} is garbled ({brief(exc)}); "
+                             "re-create it with `python -m core nas supernas`") from exc
+    return doc

@@ -24,7 +24,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from core.errors import WorkbenchError
+from core.errors import WorkbenchError, brief
 from core.io import Progress, atomic_path, no_progress
 from core.tinyformer import data as tfdata
 from core.tinyformer.model import TinyFormerNet, extract
@@ -177,14 +177,18 @@ def load_checkpoint(path: Path | str) -> tuple[TinyFormerNet, SpaceConfig, dict[
     try:
         doc = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several types for a corrupt/unsafe file
-        raise WorkbenchError(f"supernet checkpoint {str(path)!r} could not be read ({exc})") from exc
+        raise WorkbenchError(f"supernet checkpoint {str(path)!r} could not be read ({brief(exc)})") from exc
     if not isinstance(doc, dict) or doc.get("format") != CHECKPOINT_FORMAT:
         raise WorkbenchError(
             f"{str(path)!r} is not a TinyFormer supernet checkpoint (format {CHECKPOINT_FORMAT})"
         )
-    space = space_from_dict(doc["space"])
-    net = make_supernet(space)
-    net.load_state_dict(doc["state_dict"])
+    try:
+        space = space_from_dict(doc["space"])
+        net = make_supernet(space)
+        net.load_state_dict(doc["state_dict"])
+    except Exception as exc:  # noqa: BLE001 -- garbled metadata or weights of another space
+        raise WorkbenchError(f"supernet checkpoint {str(path)!r} is damaged or inconsistent ({brief(exc)}); "
+                             "train it again with `python -m core nas supernet`") from exc
     return net, space, {k: v for k, v in doc.items() if k != "state_dict"}
 
 
