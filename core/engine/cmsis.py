@@ -45,9 +45,10 @@ SHIM_DIR = KERNEL_DIR / "cmsis_shim"
 GLUE = KERNEL_DIR / "se_cmsis.c"
 #: sources left out of the build: float and f16 kernels, the Python bindings
 _SKIP = ("_f16", "_f32", "Bindings")
-#: CMSIS-NN's default requantization is TFLite's double rounding (MultiplyByQuantizedMultiplier),
-#: the integer reference's; single rounding is an opt-in we refuse
-EXTRA_DEFINES = ("-DARM_MATH_DSP=1",)
+#: nothing extra: CMSIS-NN derives ARM_MATH_DSP from the compiler's __ARM_FEATURE_DSP (checked), and its
+#: default requantization is TFLite's double rounding, the integer reference's (no
+#: CMSIS_NN_USE_SINGLE_ROUNDING)
+EXTRA_DEFINES: tuple[str, ...] = ()
 HOW_TO_GET = ("clone https://github.com/ARM-software/CMSIS-NN and pass --cmsis-nn DIR "
               f"(or set {ENV_VAR})")
 

@@ -25,8 +25,6 @@ from core.engine.lowering import Lowered, WeightFormat, lower_op
 from core.engine.toolchain import Build, Target
 from core.errors import WorkbenchError
 
-#: flash taken by the kernels, startup and glue code (measured on built models, rounded up)
-CODE_BYTES_ESTIMATE = 24 * 1024
 SRAM_OVERHEAD_BYTES = 256
 
 
@@ -143,13 +141,18 @@ def cmsis_backends(qm: Any) -> dict[str, str]:
 
 def check_budget(qm: Any, layers: list[Lowered], arena_bytes: int, target: Target) -> None:
     """Refuse a model that cannot fit, before compiling, with the numbers."""
+    from core.engine.codesize import estimate
+
     weights = sum(low.weight_bytes for low in layers)
-    flash = weights + CODE_BYTES_ESTIMATE
+    storage = {low.name: "sparse" if low.fmt.sparse else "dense" for low in layers if low.key is not None}
+    blocks = {low.name: low.fmt.block for low in layers if low.fmt.sparse}
+    code = estimate(qm.graph, storage, blocks)["bytes"]
+    flash = weights + code
     sram = arena_bytes + target.stack_bytes + SRAM_OVERHEAD_BYTES
     if flash > target.flash_bytes:
         raise WorkbenchError(
             f"the model needs about {flash} bytes of flash ({weights} of weights and parameters "
-            f"+ {CODE_BYTES_ESTIMATE} of code) but the target has {target.flash_bytes}"
+            f"+ {code} of code, core/engine/codesize.py) but the target has {target.flash_bytes}"
         )
     if sram > target.sram_bytes:
         raise WorkbenchError(

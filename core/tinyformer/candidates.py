@@ -81,7 +81,7 @@ def _exact_cost(model: TinyFormerNet, g: Any, genome: dict[str, Any]) -> dict[st
         w = prune.deploy_weight(model, op)
         fmt[op.name], wb[op.name] = sparse.storage_bytes(w, genome["block"][op.name])
         achieved[op.name] = float((w == 0).mean())
-    return {"flash_bytes": cost.flash_bytes(g, wb), "format": fmt, "achieved": achieved}
+    return {"flash_bytes": cost.flash_bytes(g, wb, genome["block"]), "format": fmt, "achieved": achieved}
 
 
 def run_sparsenas(

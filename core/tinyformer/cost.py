@@ -7,6 +7,10 @@ Flash of a layer (int8 deployment, TinyFormer/CMSIS-NN conventions):
     layernorm: 4·(γ + β) (int32 parameters)
     softmax:   1024 (the 256-entry int32 exp lookup table of the integer softmax)
 
+Code: `code_bytes` -- the SparseEngine's per-op code-size model (`core.engine.codesize`, measured
+from built ELFs: each distinct kernel once, the library functions the op kinds call, startup and
+per-layer glue). `flash_bytes` is constants + code, what the linked ELF programs into flash.
+
 SRAM = peak live activation bytes + kernel scratch (`memory.default_scratch`, the engine's numbers).
 """
 
@@ -47,10 +51,33 @@ def layer_flash(op: Op, weight_bytes: int | None = None) -> int:
     return 0
 
 
-def flash_bytes(graph: Graph, weight_bytes: dict[str, int] | None = None) -> int:
-    """Total flash of the model's constants; `weight_bytes[op]` = stored weight bytes of sparse layers."""
+def constants_bytes(graph: Graph, weight_bytes: dict[str, int] | None = None) -> int:
+    """Flash of the model's constants; `weight_bytes[op]` = stored weight bytes of sparse layers."""
     weight_bytes = weight_bytes or {}
     return sum(layer_flash(op, weight_bytes.get(op.name)) for op in graph.ops)
+
+
+def storage_of(graph: Graph, weight_bytes: dict[str, int] | None = None) -> dict[str, str]:
+    """"sparse" for layers whose stored weights are smaller than dense int8, else "dense"."""
+    weight_bytes = weight_bytes or {}
+    return {op.name: "sparse" if weight_bytes.get(op.name, op.weight_count) < op.weight_count else "dense"
+            for op in graph.ops if op.kind in ("conv2d", "dwconv2d", "linear")}
+
+
+def code_bytes(graph: Graph, storage: dict[str, str] | None = None,
+               blocks: dict[str, int] | None = None) -> int:
+    """Code bytes of the SparseEngine program (`core.engine.codesize.estimate`; block sizes default to
+    the largest valid one for sparse layers)."""
+    from core.engine.codesize import estimate
+
+    return int(estimate(graph, storage, blocks)["bytes"])
+
+
+def flash_bytes(graph: Graph, weight_bytes: dict[str, int] | None = None,
+                blocks: dict[str, int] | None = None) -> int:
+    """Flash of the deployed model: constants (`weight_bytes[op]` = stored weight bytes of sparse
+    layers) + code (`code_bytes`, with the storage that `weight_bytes` implies)."""
+    return constants_bytes(graph, weight_bytes) + code_bytes(graph, storage_of(graph, weight_bytes), blocks)
 
 
 def exact_weight_bytes(op: Op, weight: np.ndarray, b: int) -> int:

@@ -114,7 +114,7 @@ def analytic_flash(graph: Graph, genes: dict[str, Any]) -> int:
         )
         for op in prune.prunable_ops(graph)
     }
-    return cost.flash_bytes(graph, wb)
+    return cost.flash_bytes(graph, wb, genes["block"])
 
 
 def repair(graph: Graph, genes: dict[str, Any], budget: int, levels: tuple[float, ...]) -> bool:
@@ -155,7 +155,7 @@ class Evaluator:
             kind, size = sparse.storage_bytes(prune.deploy_weight(model, op), genome["block"][op.name])
             wb[op.name], fmt[op.name] = size, kind
         info = {
-            "flash_bytes": cost.flash_bytes(g, wb),
+            "flash_bytes": cost.flash_bytes(g, wb, genome["block"]),
             "sram_bytes": cost.sram_bytes(g, [name for name, kind in fmt.items() if kind == "sparse"]),
             "macs": g.macs,
             "params": g.params,
