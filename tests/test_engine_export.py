@@ -157,6 +157,23 @@ def test_stm32_export_builds_and_replaces_an_earlier_export(tmp_path):
     assert "st-flash" in (out / "README.md").read_text()
 
 
+@pytest.mark.slow
+def test_cmsis_nn_kernels_export_matches_the_integer_reference(reference, tmp_path):
+    """--kernels cmsis-nn: CMSIS-NN (../shared/third_party/CMSIS-NN) runs the conv/FC/matmul layers, built
+    by the exported Makefile from third_party/ with gcc and by the engine with zig cc: same checksums."""
+    need_firmware_tools()
+    res = ex.export_firmware(0, tmp_path / "cm", "mps2-an500", sparse="dense", kernels="cmsis-nn")
+    uart = ex.parse_uart(res.uart)
+    assert [r["crc32"] for r in uart["layers"]] == reference["crc32"]
+    assert uart["class"] == reference["class"] and uart["status"] == 0
+    assert [r["crc32_unicorn"] for r in res.report["layers"]] == [f"{c:08x}" for c in reference["crc32"]]
+    assert (res.path / "third_party" / "CMSIS-NN" / "LICENSE").is_file()
+    assert (res.path / "model" / "se_cmsis.c").is_file()
+    assert "arm_" in (res.path / "model" / "se_cmsis.c").read_text()
+    model_c = (res.path / "model" / "model.c").read_text()
+    assert "se_cmsis_" in model_c and "se_sparse_" not in model_c
+
+
 # ------------------------------------------------------------------------------------- bad input --
 def test_unknown_board_and_candidate_are_refused(tmp_path, capsys):
     out = tmp_path / "fw"
@@ -191,6 +208,17 @@ def test_a_missing_toolchain_or_qemu_names_the_debian_package(tmp_path, monkeypa
     with pytest.raises(WorkbenchError, match="qemu-system-arm is not installed; install Debian's qemu-sys"):
         ex.export_firmware(0, tmp_path / "fw", "mps2-an500")
     assert not (tmp_path / "fw").exists()
+
+
+def test_cmsis_nn_needs_dense_weights_and_a_checkout(tmp_path, capsys):
+    out = tmp_path / "cm"
+    assert cli_main(["engine", "export", "0", "--out", str(out), "--kernels", "cmsis-nn"]) == 2
+    assert "runs dense weights only" in capsys.readouterr().err
+    assert cli_main(["engine", "export", "0", "--out", str(out), "--kernels", "cmsis-nn", "--sparse", "dense",
+                     "--cmsis-nn", str(tmp_path / "nope"), "--no-run"]) == 2
+    err = capsys.readouterr().err
+    assert "no CMSIS-NN checkout at" in err or "is not installed" in err  # the toolchain is checked first
+    assert not out.exists()
 
 
 def test_uart_without_a_complete_report_is_refused():

@@ -34,7 +34,11 @@ def _export_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("export", "engine export ID --out DIR: a Makefile project for arm-none-eabi-gcc")
     g.add_argument("--out", help="folder to write (complete or not at all)")
     g.add_argument("--board", default="mps2-an500", help="stm32f746g-disco | mps2-an500 (runs in QEMU)")
-    g.add_argument("--kernels", default="own", help="own (SparseEngine kernels) | cmsis-nn")
+    g.add_argument("--kernels", default="own",
+                   help="own (SparseEngine kernels) | cmsis-nn (with --sparse dense)")
+    g.add_argument("--cmsis-nn", dest="cmsis_nn", metavar="DIR",
+                   help="CMSIS-NN checkout for --kernels cmsis-nn (default: $WORKBENCH_CMSIS_NN, then "
+                        "../shared/third_party/CMSIS-NN)")
     g.add_argument("--overwrite", action="store_true", help="replace an earlier export in --out")
     g.add_argument("--no-run", action="store_true", help="build only: run neither QEMU nor Unicorn")
     g.add_argument("--timeout", type=float, default=60.0, help="seconds QEMU may run (default 60)")
@@ -50,7 +54,7 @@ def _export(args: argparse.Namespace) -> int:
         raise WorkbenchError("engine export needs --out DIR, the folder to write the firmware project to")
     with tqdm_progress(f"engine export {args.candidate}") as progress:
         res = export_firmware(args.candidate, args.out, args.board, args.sparse, args.kernels, args.overwrite,
-                              not args.no_run, args.timeout, progress=progress)
+                              not args.no_run, args.timeout, cmsis_nn=args.cmsis_nn, progress=progress)
     if args.record:
         write_result(f"firmware_{res.board}", res.markdown(), {"report": to_jsonable(res.report)},
                      vars(args) | {"func": None}, folder=data_dir() / "engine" / str(args.candidate))

@@ -225,6 +225,22 @@ def _copy(names: list[str], dest: Path) -> None:
         shutil.copyfile(FIRMWARE_DIR / name, dest / name)
 
 
+def _copy_cmsis(third_party: Path, lib: Any) -> None:
+    """CMSIS-NN's headers, the sources the engine builds (fixed point only) and its licence, plus the
+    engine's string.h shim, into `third_party/` (the Makefile and CMakeLists.txt build what is there)."""
+    from core.engine import cmsis
+
+    dest = third_party / "CMSIS-NN"
+    shutil.copytree(lib.root / "Include", dest / "Include")
+    for src in cmsis._sources(lib.root):  # the same file list the engine's zig build compiles
+        (dest / src.relative_to(lib.root)).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, dest / src.relative_to(lib.root))
+    for name in ("LICENSE", "README.md", "VERSION"):
+        if (lib.root / name).is_file():
+            shutil.copyfile(lib.root / name, dest / name)
+    shutil.copytree(cmsis.SHIM_DIR, third_party / "cmsis_shim")
+
+
 def _write_project(folder: Path, b: Board) -> None:
     """Build files, linker script and sources (not `model/`, `src/firmware_data.*` or the README)."""
     _copy(["main.c", "startup.c", "board.h", "cm7.h", b.source], folder / "src")
@@ -328,14 +344,18 @@ def export_firmware(
     run: bool = True,
     timeout: float = QEMU_TIMEOUT_S,
     nas_dir: Path | None = None,
+    cmsis_nn: Path | str | None = None,
     progress: Progress = no_progress,
 ) -> FirmwareExport:
     """Write the firmware project of NAS candidate `cid` to `out` and check it (see the module docstring).
 
-    run=False builds with both compilers (for the sizes) but runs neither emulator. Every bad input is
-    refused before anything is written: unknown board, sparse mode, kernels or candidate, an existing `out`
-    (unless `overwrite` and it is an earlier export), a missing arm-none-eabi-gcc, make or (mps2-an500)
-    qemu-system-arm.
+    run=False builds with both compilers (for the sizes) but runs neither emulator. kernels="cmsis-nn"
+    runs conv, depthwise, fully connected and attention matmul layers on CMSIS-NN (`core.engine.cmsis`;
+    the checkout from `cmsis_nn`, $WORKBENCH_CMSIS_NN or ../shared/third_party/CMSIS-NN), dense weights only,
+    and copies its sources (Apache-2.0) into the project's third_party/. Every bad input is refused before
+    anything is written: unknown board, sparse mode, kernels or candidate, an existing `out` (unless
+    `overwrite` and it is an earlier export), a missing arm-none-eabi-gcc, make or (mps2-an500)
+    qemu-system-arm, no CMSIS-NN checkout.
     """
     from core.engine import firmware_report as fr
     from core.engine import models
@@ -347,8 +367,9 @@ def export_firmware(
         raise unknown("sparse mode", sparse, SPARSE)
     if kernels not in KERNELS:
         raise unknown("kernel library", kernels, KERNELS)
-    if kernels == "cmsis-nn":
-        raise WorkbenchError("--kernels cmsis-nn is not available for firmware exports; use --kernels own")
+    if kernels == "cmsis-nn" and sparse != "dense":
+        raise WorkbenchError("--kernels cmsis-nn runs dense weights only (CMSIS-NN has no sparse kernels); "
+                             "pass --sparse dense")
     if cid < 0:
         raise WorkbenchError(f"candidate id {cid} must be >= 0")
     out = Path(out).expanduser().absolute()
@@ -357,6 +378,10 @@ def export_firmware(
         tool(name)
     if run and b.qemu_machine:
         tool("qemu-system-arm")
+    if kernels == "cmsis-nn":
+        from core.engine import cmsis
+
+        cmsis.locate(cmsis_nn)
     steps = 6
     progress(0, steps, "loading and quantizing the candidate")
     qm, row = models.candidate(cid, nas_dir)
@@ -367,11 +392,21 @@ def export_firmware(
                     clock_hz=b.clock_hz)
     title = f"candidate {cid}"
     command = (f"python -m core engine export {cid} --out {out} --board {b.name} --sparse {sparse} "
-               f"--kernels {kernels}" + ("" if run else " --no-run"))
+               f"--kernels {kernels}" + ("" if run else " --no-run")
+               + (f" --cmsis-nn {cmsis_nn}" if cmsis_nn and kernels == "cmsis-nn" else ""))
+    backends, lib = None, None
+    if kernels == "cmsis-nn":
+        from core.engine.codegen import cmsis_backends
+
+        progress(1, steps, "building CMSIS-NN for the emulator (cached)")
+        lib, backends = cmsis.library(cmsis_nn), cmsis_backends(qm)
     with atomic_path(out, replace_dir=is_export) as tmp:
         tmp.mkdir()
         progress(2, steps, "generating C")
-        program = generate(qm, tmp / "model", choose_formats(qm, sparse), target, title=title)
+        program = generate(qm, tmp / "model", choose_formats(qm, sparse), target, title=title,
+                           backends=backends, cmsis_nn=lib)
+        if lib is not None:
+            _copy_cmsis(tmp / "third_party", lib)
         from core.tinyformer.data import SHAPES10_CLASSES
 
         header, source = _firmware_data(title, program, qm, x, ref, input_text, SHAPES10_CLASSES)
@@ -394,6 +429,9 @@ def export_firmware(
                                  + "; ".join(problems))
         for junk in [*(tmp / "build").rglob("*.o"), *(tmp / "build").rglob("*.d")]:
             junk.unlink()
+        for folder in sorted((p for p in (tmp / "build").rglob("*") if p.is_dir()), reverse=True):
+            if not any(folder.iterdir()):
+                folder.rmdir()
         (tmp / "README.md").write_text(fr.readme(report, b, command))
         (tmp / "report.md").write_text(fr.report_markdown(report))
         (tmp / "report.json").write_text(json.dumps(report, indent=2) + "\n")
@@ -414,7 +452,8 @@ def _zig(program: Any, model_dir: Path, x: np.ndarray, target: Any, run: bool) -
     from core.engine.toolchain import build
 
     with tempfile.TemporaryDirectory(prefix="se-export-zig-") as tmp:
-        fw = build(program.sources, Path(tmp), target, include_dirs=(model_dir,))
+        fw = build(program.sources, Path(tmp), target, include_dirs=(model_dir, *program.include_dirs),
+                   objects=program.objects)
         result = {"flash_bytes": fw.flash_bytes, "sram_bytes": fw.sram_bytes}
         if run:
             ex = execute(program, fw, x, target)

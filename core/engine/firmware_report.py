@@ -11,6 +11,13 @@ from typing import Any
 from core.engine.export import FIRMWARE_DIR, STACK_BYTES, Board, parse_uart
 from core.io import markdown_table
 
+KERNEL_TEXT = {
+    "own": "the SparseEngine's own (model/se_*.c)",
+    "cmsis-nn": ("CMSIS-NN for conv, depthwise, fully connected and attention matmul layers (its sources in "
+                 "third_party/CMSIS-NN, Apache-2.0; model/se_cmsis.c adapts the calls), the SparseEngine's "
+                 "kernels for the other ops"),
+}
+
 
 def _mismatch(what: str, names: list[str], got: list[int], want: list[int]) -> str | None:
     bad = [n for n, g, w in zip(names, got, want, strict=False) if g != w]
@@ -86,7 +93,8 @@ def checks_markdown(report: dict[str, Any]) -> str:
     """The checks the export made, one markdown bullet each."""
     n = len(report["layers"])
     gcc = report["tools"]["gcc"]
-    lines = [f"- arm-none-eabi-gcc built the project with `-Wall -Wextra -Werror` ({gcc})."]
+    tp = " (CMSIS-NN's sources in third_party/ without warnings)" if report["kernels"] == "cmsis-nn" else ""
+    lines = [f"- arm-none-eabi-gcc built the project with `-Wall -Wextra -Werror`{tp} ({gcc})."]
     if report["unicorn"]:
         lines.append(f"- zig cc + Unicorn: {n}/{n} layer CRC-32s equal the integer reference's, class "
                      f"{report['unicorn']['class']} ({report['unicorn']['instructions']:,} instructions).")
@@ -147,7 +155,8 @@ def readme(report: dict[str, Any], b: Board, command: str) -> str:
         "board_setup": ("216 MHz from the 25 MHz HSE through the PLL, over-drive, 7 flash wait states, "
                         "ART, caches, USART1" if b.qemu_machine is None
                         else "caches, CMSDK UART0, semihosting exit"),
-        "weights": report["weights"] or "see manifest.json", "kernels": report["kernels"],
+        "weights": report["weights"] or "see manifest.json",
+        "kernels": KERNEL_TEXT.get(report["kernels"], report["kernels"]),
         "sparse": report["sparse"], "n_sparse": sum(r["storage"] == "sparse" for r in report["layers"]),
         "stack_bytes": STACK_BYTES, "how_to_run": how, "example_output": example,
         "clock_mhz": b.clock_hz // 1_000_000, "size_table": size_table(report),

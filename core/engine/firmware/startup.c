@@ -1,4 +1,4 @@
-/* Startup for a Cortex-M7: vector table, reset handler, fault handler, memset/memcpy (no libc).
+/* Startup for a Cortex-M7: vector table, reset handler, fault handler, memset/memcpy/memmove (no libc).
  *
  * Reset: enable the FPU (the build uses the hard-float ABI), copy .data from flash to SRAM, zero .bss,
  * call board_init() (clocks, caches, UART) and main(). The activation arena is in .noinit: main()
@@ -67,5 +67,16 @@ void *memcpy(void *dst, const void *src, size_t n) {
   uint8_t *d = (uint8_t *)dst;
   const uint8_t *s = (const uint8_t *)src;
   while (n--) *d++ = *s++;
+  return dst;
+}
+
+void *memmove(void *dst, const void *src, size_t n) {
+  uint8_t *d = (uint8_t *)dst;
+  const uint8_t *s = (const uint8_t *)src;
+  if (d < s) {
+    while (n--) *d++ = *s++;
+  } else {
+    while (n--) d[n] = s[n];
+  }
   return dst;
 }
