@@ -166,6 +166,11 @@ def test_cycle_model_hand_counts():
         counts[cycles.CLASSES.index(cls)] = n
     assert cycles.instructions(counts) == 20
     assert cycles.estimate_cycles(counts) == 8 + 6 + 4 + 1 + 1 + 8
+    counts[cycles.CLASSES.index("flash_lines")] = 3
+    assert cycles.estimate_cycles(counts) == 28  # flash lines cost nothing in the point estimate
+    # optimistic: max(MAC pipe 8 + 2·div, ½·20 instructions) = 10; conservative: loads +1 each, the
+    # taken branch mispredicted (5), SDIV 12, 3 flash lines × 7 wait states
+    assert cycles.bounds(counts) == (10, 28, 8 + 2 * 6 + 4 + 1 + 5 + 12 + 3 * 7)
 
 
 def test_emulator_counts_a_known_loop(tmp_path):
@@ -237,3 +242,90 @@ def test_scratch_formula_matches_codegen():
     lowered = codegen.lower(qm, formats)
     planned = {low.name: low.scratch for low in lowered if low.scratch}
     assert kernels.scratch_bytes(qm.graph, sparse) == planned
+
+
+def test_flash_lines_counted_per_layer(tmp_path):
+    """Data reads of .rodata count one flash line per change of 32-byte line (a 256-byte table read
+    sequentially = 8 lines; read twice = 16)."""
+    src = tmp_path / "flash.c"
+    src.write_text(
+        '#include "se_common.h"\n'
+        "static const int8_t k_table[256] __attribute__((aligned(32))) = {1, 2, 3};\n"
+        '__attribute__((section(".noinit"))) volatile int32_t g_sum;\n'
+        "int main(void) {\n  int32_t s = 0;\n  se_mark(0);\n"
+        "  for (int i = 0; i < 256; i++) s += ((const volatile int8_t *)k_table)[i];\n  se_mark(1);\n"
+        "  for (int r = 0; r < 2; r++)\n"
+        "    for (int i = 0; i < 256; i++) s += ((const volatile int8_t *)k_table)[i];\n"
+        "  g_sum = s;\n  se_mark(2);\n  return 0;\n}\n")
+    from core.engine import kernels
+    from core.engine.emulator import run
+
+    fw = toolchain.build([src, *kernels.emit([], tmp_path)], tmp_path)
+
+    res = run(fw, {}, {"g_sum": 4})
+    assert np.frombuffer(res.outputs["g_sum"], np.int32)[0] == 3 * 6
+    line = cycles.CLASSES.index("flash_lines")
+    assert res.counts[0][line] == 8 and res.counts[1][line] == 16
+
+
+def _one_row_patterns(cin: int, kept: list[int], rng: np.random.Generator) -> np.ndarray:
+    """(len(kept), cin) int8 weights: row r keeps kept[r] random blocks of 4 (non-zero values)."""
+    w = np.zeros((len(kept), cin), np.int8)
+    for r, k in enumerate(kept):
+        for b in rng.choice(cin // 4, size=k, replace=False):
+            w[r, 4 * b: 4 * b + 4] = rng.choice([v for v in range(-127, 128) if v], size=4)
+    return w
+
+
+@pytest.mark.parametrize(("act", "shift"), [("none", None), ("relu", None), ("none", 2), ("none", -25)])
+def test_sparse_1x1_paths_bit_exact(act, shift, tmp_path):
+    """The sparse 1x1/FC kernel's paths: pruned channels (filled with one value), 1 and 2 kept blocks
+    (output-stationary), 3-6 (accumulators + output-stationary tail), with and without an activation
+    clamp, and shifts outside the tight requantization's range (general path)."""
+    import dataclasses
+
+    rng = np.random.default_rng(9)
+    kept = [0, 1, 2, 3, 4, 5, 6, 0, 1, 2]
+    model = synth.single_op("linear", rng, n=7, cin=32, cout=len(kept), act=act)
+    q = model.qops[-1]
+    q = dataclasses.replace(q, weight=_one_row_patterns(32, kept, rng))
+    if shift is not None:
+        q = dataclasses.replace(q, shift=np.array([shift], np.int32))
+    model.qops = (*model.qops[:-1], q)
+    _, _, x, ex = _run(model, {"layer": WeightFormat(True, 4)}, tmp_path)
+    _check_layers(model, x, ex)
+
+
+def test_tight_requantization_matches_qmath(tmp_path):
+    """se_rq2_store (from 2*acc, SMMLAR) = qmath.requantize for |acc| < 2^30, shifts -1..-21, any zp."""
+    from core.engine import kernels
+    from core.engine.emulator import run
+    from core.tinyformer import qmath
+
+    files = kernels.emit([], tmp_path, fast_requant=True)
+    main = tmp_path / "rq2.c"
+    main.write_text(
+        '#include "se_common.h"\n'
+        '__attribute__((section(".noinit"))) int32_t g_acc[256];\n'
+        '__attribute__((section(".noinit"))) int32_t g_par[5];\n'
+        '__attribute__((section(".noinit"))) int8_t g_out[256];\n'
+        '__attribute__((section(".noinit"))) int32_t g_ok;\n'
+        "int main(void) {\n  se_rq2_t rq;\n"
+        "  g_ok = se_rq2_prepare(&rq, g_par[0], g_par[1], g_par[2], g_par[3], g_par[4]);\n"
+        "  if (g_ok) for (int i = 0; i < 256; i++) g_out[i] = se_rq2_store(g_acc[i] * 2, rq);\n"
+        "  return 0;\n}\n")
+    fw = toolchain.build([main, *files], tmp_path)
+    rng = np.random.default_rng(5)
+    lim = 2**30 - 1
+    for mult, shift, zp, lo, hi in ((1 << 30, -1, 0, -128, 127), (1 << 30, -3, -5, -5, 40),
+                                    (1518500250, -9, 7, -128, 127), (2**31 - 1, -21, 127, -128, 127),
+                                    (1 << 30, -2, -128, -128, 127), (0, -4, 3, -128, 127),
+                                    (1073741825, -1, 0, -128, 127)):
+        acc = np.concatenate([np.arange(-64, 64), rng.integers(-lim, lim, 120),
+                              [lim, -lim, 0, 1, -1, 2, -2, 3]]).astype(np.int32)
+        par = np.array([mult, shift, zp, lo, hi], np.int32)
+        res = run(fw, {"g_acc": acc.tobytes(), "g_par": par.tobytes()}, {"g_out": 256, "g_ok": 4})
+        assert np.frombuffer(res.outputs["g_ok"], np.int32)[0] == 1
+        np.testing.assert_array_equal(np.frombuffer(res.outputs["g_out"], np.int8),
+                                      qmath.requantize(acc, mult, shift, zp, lo, hi),
+                                      err_msg=f"mult={mult} shift={shift} zp={zp}")
