@@ -20,6 +20,14 @@ extensions = sorted({ext for m in modules for ext in getattr(m, "EXTENSIONS", ()
 pn.extension(*extensions, notifications=True, sizing_mode="stretch_width")
 
 
+class Fast(pn.theme.Fast):
+    """The Fast design without its web font (Open Sans from fonts.googleapis.com): a classroom
+    machine may have no internet, and the page must not wait for it. (Named like its parent: Panel
+    finds a design's bundled files by the class name.)"""
+
+    _resources = {k: v for k, v in pn.theme.Fast._resources.items() if k != "font"}
+
+
 class BrokenPage(pn.viewable.Viewer):
     """Stands in for a page whose `create()` raised."""
 
@@ -68,10 +76,31 @@ def _switch_sidebar(event) -> None:
 
 tabs.param.watch(_switch_sidebar, "active")
 
+
+def _warm_up() -> None:
+    """Once the first page is drawn, import the other pages' modules (torch, HoloViews) in the
+    background, so opening their tabs later costs only building them. Imports happen once per server
+    process; later sessions find them done."""
+    import threading
+
+    def run() -> None:
+        for m in modules:
+            try:
+                m.module  # noqa: B018 (the import is the point)
+            except Exception:  # a broken page shows its error when its tab opens
+                log.debug("warming up %s failed", m.__name__, exc_info=True)
+
+    threading.Thread(target=run, daemon=True, name="workbench-warm-up").start()
+
+
+pn.state.onload(_warm_up)
+
 pn.template.FastListTemplate(
     title="PIMRL × TinyFormer Workbench",
     sidebar=[sidebar],
     main=[tabs],
     accent="#1f6f8b",
     sidebar_width=340,
+    design=Fast,
+    font="system-ui, -apple-system, 'Segoe UI', Roboto, Helvetica, Arial, sans-serif",
 ).servable()

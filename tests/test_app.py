@@ -330,6 +330,18 @@ def test_shell_keeps_working_around_a_broken_page(monkeypatch):
     assert shell["sidebar"][0] is explorer.sidebar()
 
 
+def test_page_info_matches_the_page_modules():
+    """The shell draws tabs from PAGE_INFO without importing the pages: it must say what they say."""
+    import importlib
+
+    import pages
+
+    assert set(pages.PAGE_INFO) == set(pages.PAGE_MODULES)
+    for name, (title, extensions) in pages.PAGE_INFO.items():
+        module = importlib.import_module(name)
+        assert (module.TITLE, tuple(module.EXTENSIONS)) == (title, extensions)
+
+
 def test_unreadable_open_dataset_becomes_a_notification(notes):
     page = make_page("kdv1d", seed=5)
     page.ds = page.ds.drop_vars("u_fine")  # as if the store lost its burst array while open

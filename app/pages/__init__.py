@@ -21,6 +21,36 @@ PAGE_MODULES: list[str] = [
     "pages.nas_explorer",
 ]
 
+#: (TITLE, EXTENSIONS) of the page modules, so the shell can draw its tabs without importing a page
+#: (torch, HoloViews) before that page's tab is opened; `tests/test_app.py` checks they match
+PAGE_INFO: dict[str, tuple[str, tuple[str, ...]]] = {
+    "pages.data_explorer": ("Data explorer", ("vtk", "katex")),
+    "pages.rollout": ("Rollout", ("vtk", "katex")),
+    "pages.error_accumulation": ("Error accumulation", ()),
+    "pages.nas_explorer": ("NAS explorer", ("tabulator",)),
+}
 
-def load_pages() -> list:
-    return [importlib.import_module(name) for name in PAGE_MODULES]
+
+class PageModule:
+    """A page module imported on first use; `TITLE` and `EXTENSIONS` come from PAGE_INFO when known."""
+
+    def __init__(self, name: str):
+        self.__name__ = name
+        self._module = None
+        if name in PAGE_INFO:
+            self.TITLE, self.EXTENSIONS = PAGE_INFO[name]
+        else:
+            self.TITLE, self.EXTENSIONS = self.module.TITLE, getattr(self.module, "EXTENSIONS", ())
+
+    @property
+    def module(self):
+        if self._module is None:
+            self._module = importlib.import_module(self.__name__)
+        return self._module
+
+    def create(self):
+        return self.module.create()
+
+
+def load_pages() -> list[PageModule]:
+    return [PageModule(name) for name in PAGE_MODULES]

@@ -96,15 +96,11 @@ class VolumeView(_StreamView):
         super().__init__(dims, coords, clim, **kw)
         import pyvista as pv  # imported here: only 3D pages pay for VTK
 
-        lo, hi = self.clim
-        self.param.level.bounds = (lo, hi)
-        self.param.level.step = (hi - lo) / 50
-        self.level = lo + 0.5 * (hi - lo)
-        self._frame = np.full(self.shape, 0.5 * (lo + hi), dtype=np.float32)
+        self._set_level_range()
         self.grid = _grid(pv, self.coords, self.dims)
         self.iso, self.iso_actor = _actor(pv, self._level_color())
-        outline, outline_actor = _actor(pv, (0.33, 0.33, 0.33))
-        outline.copy_from(self.grid.outline())
+        self.outline, outline_actor = _actor(pv, (0.33, 0.33, 0.33))
+        self.outline.copy_from(self.grid.outline())
         self.plotter = pv.Plotter(off_screen=True, window_size=(640, 520))
         self.plotter.set_background("white")
         self.plotter.add_actor(self.iso_actor)
@@ -127,6 +123,35 @@ class VolumeView(_StreamView):
         self._show_mode()
         self.param.watch(self._on_mode, ["mode"])
         self.param.watch(self._on_level, ["level"])
+
+    def _set_level_range(self) -> None:
+        lo, hi = self.clim
+        self.param.level.bounds = (lo, hi)
+        self.param.level.step = (hi - lo) / 50
+        with param.parameterized.discard_events(self):
+            self.level = lo + 0.5 * (hi - lo)
+        self._frame = np.full(self.shape, 0.5 * (lo + hi), dtype=np.float32)
+
+    def reset(self, coords, clim, frame=None, title=None) -> None:
+        """Move this view to another 3D grid / colour range (a new dataset) and show `frame`.
+
+        The VTK pane itself stays on the page (vtk.js cannot take a scene out and back in): the
+        page hides this view's container while it shows a 1D or 2D field."""
+        import pyvista as pv
+
+        self.coords = {d: np.asarray(coords[d], dtype=np.float64) for d in self.dims}
+        self.shape = tuple(len(self.coords[d]) for d in self.dims)
+        self.clim = (float(clim[0]), float(clim[1]))
+        self._set_level_range()
+        self.grid = _grid(pv, self.coords, self.dims)
+        self.outline.copy_from(self.grid.outline())
+        self.plotter.reset_camera(bounds=self.grid.bounds)
+        self.panes["volume"].param.update(spacing=self.grid.spacing, origin=self.grid.origin)
+        mapper = self.colorbar.center[0].color_mapper if self.colorbar.center else None
+        if mapper is not None:
+            mapper.update(low=self.clim[0], high=self.clim[1])
+        self._on_level()
+        self.update(np.full(self.shape, np.nan) if frame is None else frame, title)
 
     def _placeholder(self):
         """A single point at the grid's origin, drawn when the level is never crossed: vtk.js fails

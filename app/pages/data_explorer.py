@@ -76,6 +76,7 @@ class DataExplorer(pn.viewable.Viewer):
         self.runner = TaskRunner()
         self.runner.param.watch(lambda e: setattr(self, "error", e.new), "error")
         self.frame_view = None  # the frame view of the trajectory shown
+        self.volume = None  # the page's one 3D view (built on first use, then reset)
         self._shown_dims: tuple[str, ...] = ()
         self.spacetime: SpaceTime | None = None
         self._build_panes()
@@ -200,15 +201,26 @@ class DataExplorer(pn.viewable.Viewer):
         self.hint.visible = False
 
     def _replace_view(self, dims, coords, clim, frame) -> None:
-        """A new view for this trajectory (with its first frame before it enters the page) REPLACES
-        the one shown: one view on the page whatever was shown before."""
+        """One frame view on the page whatever was shown before: a new 1D / 2D view (with its first
+        frame before it enters the page) REPLACES the one shown; 3D reuses the page's single VTK
+        view, whose container is hidden while a 1D / 2D field shows (vtk.js breaks on a scene taken
+        out of the page)."""
         nd = len(dims)
-        old = self.frame_view
-        self.frame_view = stream_view(dims, coords, clim, label=self.field, height=440 if nd > 1 else 340)
-        self.frame_view.update(frame, self._title(0))
-        self.frame_area[:] = [self.frame_view]
-        if old is not None:
-            old.close()
+        if nd == 3:
+            if self.volume is None:
+                self.volume = stream_view(dims, coords, clim, label=self.field, height=440)
+                self.volume.update(frame, self._title(0))
+                self.volume_area[:] = [self.volume]
+            else:
+                self.volume.label = self.field
+                self.volume.reset(coords, clim, frame, self._title(0))
+            self.frame_view = self.volume
+            self.frame_area[:] = []
+        else:
+            self.frame_view = stream_view(dims, coords, clim, label=self.field, height=440 if nd > 1 else 340)
+            self.frame_view.update(frame, self._title(0))
+            self.frame_area[:] = [self.frame_view]
+        self.volume_area.visible = nd == 3
 
     def _title(self, i: int) -> str:
         t = self._traj["times"][i]
@@ -255,8 +267,8 @@ class DataExplorer(pn.viewable.Viewer):
     def close(self) -> None:
         """Stop a running job and release VTK windows (the browser tab closed)."""
         self.runner.cancel()
-        if self.frame_view is not None:
-            self.frame_view.close()
+        if self.volume is not None:
+            self.volume.close()
 
     # ------------------------------------------------------------------------------------ layout --
     def _build_panes(self) -> None:
@@ -270,8 +282,9 @@ class DataExplorer(pn.viewable.Viewer):
         self.hint = pn.pane.Alert("Generate a dataset (sidebar) or open a cached one to see its "
                                   "trajectories.", alert_type="info")
         self.frame_area = pn.Column(sizing_mode="stretch_width")
+        self.volume_area = pn.Column(sizing_mode="stretch_width", visible=False)
         self.spacetime_area = pn.Column(sizing_mode="stretch_width")
-        self.plot_area = pn.Column(self.hint, self.frame_area, self.spacetime_area,
+        self.plot_area = pn.Column(self.hint, self.frame_area, self.volume_area, self.spacetime_area,
                                    sizing_mode="stretch_width", css_classes=["explorer-plot"])
         self._sidebar = self._build_sidebar()
 
@@ -359,7 +372,9 @@ class BurstTimeline(pn.viewable.Viewer):
         self.marker.location = float(t)
 
     def __panel__(self):
-        return pn.pane.Bokeh(self.fig, visible=self.param.shown, sizing_mode="stretch_width", margin=(0, 10))
+        # `visible` on the Column: on a Bokeh pane it would be pushed into the figure's own properties
+        return pn.Column(pn.pane.Bokeh(self.fig, sizing_mode="stretch_width", margin=(0, 10)),
+                         visible=self.param.shown, sizing_mode="stretch_width")
 
 
 def _extent(lengths) -> str:
