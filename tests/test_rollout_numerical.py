@@ -65,11 +65,34 @@ def test_global_error_orders(burgers):
         assert abs(slope - order) < 0.3, (method, slope)
 
 
-def test_stream_equals_batch_and_is_deterministic(burgers):
+def _hand_rk4(system, u0, dt, substeps, frames):
+    """Classical RK4 written out on `system.rhs` (not core.physics' stepper), float64, from the
+    float32 initial state the rollout sees; every `substeps`-th state as a float32 frame."""
+    u, out = np.asarray(u0, np.float32).astype(np.float64), []
+    for _ in range(frames):
+        for _ in range(substeps):
+            k1 = system.rhs(u)
+            k2 = system.rhs(u + 0.5 * dt * k1)
+            k3 = system.rhs(u + 0.5 * dt * k2)
+            k4 = system.rhs(u + dt * k3)
+            u = u + (dt / 6.0) * (k1 + 2.0 * (k2 + k3) + k4)
+        out.append(u.astype(np.float32))
+    return np.stack(out)  # (frames, C, *n)
+
+
+def test_stream_and_batch_equal_a_hand_written_rk4_and_are_deterministic(burgers):
     system, frames = burgers
     scheme = NumericalScheme(system, "rk4", dt=DT_COARSE / 2, dt_coarse=DT_COARSE)
-    stream = np.stack([f.pred for f in rollout(scheme, frames[0], 5, frames[1:])])
-    np.testing.assert_array_equal(stream, rollout_batch(scheme, frames[None, 0], 5)[0])
+    truth = _hand_rk4(system, frames[0], DT_COARSE / 2, 2, 5)
+    got = list(rollout(scheme, frames[0], 5, frames[1:]))
+    stream = np.stack([f.pred for f in got])
+    np.testing.assert_allclose(stream, truth, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(rollout_batch(scheme, frames[None, 0], 5)[0], truth, rtol=1e-6, atol=1e-7)
+    assert [f.step for f in got] == [1, 2, 3, 4, 5]
+    np.testing.assert_allclose([f.time for f in got], DT_COARSE * np.arange(1, 6))
+    for f in got:  # the error is against the reference frames, not against the model itself
+        np.testing.assert_array_equal(f.truth, frames[f.step])
+        np.testing.assert_allclose(f.error, f.pred - frames[f.step], atol=1e-7)
     np.testing.assert_array_equal(stream, np.stack([f.pred for f in rollout(scheme, frames[0], 5)]))
 
 
