@@ -35,3 +35,20 @@ def test_bench_solvers_rejects_bad_input(tmp_path, monkeypatch, capsys):
     assert main(["bench", "solvers", "--systems", "heat"]) == 2
     assert "unknown system 'heat'" in capsys.readouterr().err
     assert not (tmp_path / "results").exists()
+
+
+def test_bench_convergence_writes_the_measured_orders(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("WORKBENCH_DATA", str(tmp_path))
+    assert main(["bench", "convergence"]) == 0
+    out = capsys.readouterr().out
+    doc = json.loads((tmp_path / "results" / "bench_convergence.json").read_text())
+    studies = {s["name"]: s for s in doc["studies"]}
+    assert set(studies) == {"laplacian", "gradient", "burgers_rhs", "rk4_time", "euler_time", "etdrk4_time",
+                            "ifrk4_time", "kdv_space"}
+    for s in studies.values():
+        if s["expected"] is not None:  # every finite order within 0.3 of its theory
+            assert abs(s["order"] - s["expected"]) < 0.3, s
+        assert f"| {s['what']} |" in out
+    assert [t["method"] for t in doc["soliton"]] == ["etdrk4", "ifrk4"]
+    assert all(t["speed_rel_error"] < 1e-5 and t["mass_drift"] < 1e-10 for t in doc["soliton"])
+    assert (tmp_path / "results" / "bench_convergence.md").read_text().startswith("## Reference solvers")
