@@ -81,6 +81,7 @@ def test_cmsis_softmax_runs_within_one_lsb(lib, tmp_path):
     assert np.abs(got.astype(int) - ref.astype(int)).max() <= 1
 
 
+@pytest.mark.slow
 def test_cmsis_deployment_of_a_whole_model_bit_exact(lib, tmp_path):
     """CMSIS-NN where it has the op, the engine's kernels for LayerNorm, softmax, add, pooling."""
     from core.engine import models

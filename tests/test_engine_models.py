@@ -72,15 +72,66 @@ def test_cli_unknown_candidate(nas_data):
         cli.main(argparse.Namespace(action="build", candidate=5, sparse="auto", seed=0))
 
 
+@pytest.mark.slow
 def test_bench_engine_small_config():
-    """One kernel, one sparsity: the sparse kernel agrees with the reference and beats dense at 90%."""
+    """One kernel, one sparsity: sparse, dense and CMSIS-NN agree with the reference; sparse beats both."""
     from core.engine import bench
 
-    res = bench.run(bench.BenchConfig(sparsities=(0.9,), kernels=("conv1x1 64ch 8x8",), whole_model=False))
+    res = bench.run(bench.BenchConfig(sparsities=(0.9,), kernels=("conv1x1 64ch 8x8",),
+                                      ops=("attention QK^T 64 tokens d=32 1 head",), whole_model=False))
     rows = res["kernels"]
-    assert len(rows) == 2 and all(r["mismatches"] == 0 for r in rows)  # blocks 1 and 4
-    assert all(r["speedup"] > 2 for r in rows)
+    assert len(rows) == 2  # blocks 1 and 4
+    assert all(r["mismatches_sparse"] == r["mismatches_dense"] == r["mismatches_cmsis_nn"] == 0 for r in rows)
+    assert all(r["speedup_vs_dense"] > 2 and r["speedup_vs_cmsis_nn"] > r["speedup_vs_dense"] for r in rows)
+    for r in rows:  # every cycle figure carries its bounds around the point estimate
+        for p in ("sparse", "dense", "cmsis_nn"):
+            assert r[f"{p}_cycles_optimistic"] <= r[f"{p}_cycles"] <= r[f"{p}_cycles_conservative"]
+    (op,) = res["ops"]
+    assert op["mismatches_engine"] == op["mismatches_cmsis_nn"] == 0
+    floor = res["requant_floor"]
+    assert floor["tight_mismatches"] == floor["general_mismatches"] == 0
+    assert floor["tight_cycles_per_output"] < floor["general_cycles_per_output"]
     assert res["emulator_ips"] > 0
-    names = [t[0] for t in bench.targets(res)]
-    assert "dense conv1x1 <= 2 cyc/MAC" in names
-    assert "| conv1x1 64ch 8x8 | 4 | 0.9 |" in bench.markdown(res)
+    md = bench.markdown(res)
+    assert "| conv1x1 64ch 8x8 | 4 | 0.9 |" in md and "4 cyc" not in md
+
+
+def test_calibration_runs_on_one_thread_and_restores_the_setting(monkeypatch):
+    """Calibration ranges do not depend on the machine's core count: run_float sees one torch thread,
+    and the caller's thread setting is back afterwards."""
+    import torch
+
+    from core.tinyformer import qfloat
+
+    seen = []
+    real = qfloat.run_float
+
+    def spy(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(qfloat, "run_float", spy)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        models.quantize_arch(TINY, seed=0)
+        assert seen and set(seen) == {1}
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_code_size_model_within_5_percent_of_the_elf(tmp_path):
+    """core.engine.codesize's estimate (no build) vs the linked ELF's code (.text + vector table)."""
+    from core.engine import codegen, codesize, toolchain
+
+    base = models.quantize_arch(TINY, seed=1)
+    for label, qm, mode in (("dense", base, "dense"), ("sparse", models.prune_int8(base, 0.8, 4), "auto")):
+        fmts = codegen.choose_formats(qm, mode)
+        storage = {n: "sparse" if f.sparse else "dense" for n, f in fmts.items()}
+        est = codesize.estimate(qm.graph, storage, {n: f.block for n, f in fmts.items() if f.sparse})
+        prog = codegen.generate(qm, tmp_path / label, fmts)
+        fw = toolchain.build(prog.sources, tmp_path / label)
+        code = fw.sections[".text"] + fw.sections[".isr_vector"]
+        assert not est["unknown"]
+        assert abs(est["bytes"] - code) <= 0.05 * code, (label, est, code)
