@@ -25,6 +25,7 @@ def _run(args: list[str], cache: Path) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow  # two fresh interpreters / a 2-worker cluster: 25-30 s on 2 loaded cores
 def test_cli_generate_then_list(tmp_path):
     out = _run(["generate", *TINY_ARGS], tmp_path)
     assert out.returncode == 0, out.stderr
@@ -91,6 +92,7 @@ def test_cli_unwritable_and_corrupted_cache(tmp_path, capsys):
     assert [r["valid"] for r in list_datasets(cache)] == [True]
 
 
+@pytest.mark.slow  # two fresh interpreters / a 2-worker cluster: 25-30 s on 2 loaded cores
 def test_dask_cluster_matches_in_process(tmp_path):
     from distributed import Client, LocalCluster
 
