@@ -76,7 +76,9 @@ def served_app(tmp_path_factory):
     with open(log_path, "w") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "panel", "serve", "app", "--address", "127.0.0.1", "--port", str(port),
-             "--allow-websocket-origin", f"127.0.0.1:{port}", "--num-procs", "1"],
+             "--allow-websocket-origin", f"127.0.0.1:{port}", "--num-procs", "1",
+             # a closed tab's session ends within ~2 s (default ~30 s), so tests can watch its work stop
+             "--check-unused-sessions", "1000", "--unused-session-lifetime", "1000"],
             cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
         )
         url = f"http://127.0.0.1:{port}/app"

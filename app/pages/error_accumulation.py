@@ -229,6 +229,11 @@ class ErrorAccumulationPage(pn.viewable.Viewer):
         on_session_end(self.runner.cancel)
 
     def sidebar(self) -> pn.viewable.Viewable:
+        if getattr(self, "_sidebar", None) is None:
+            self._sidebar = self._build_sidebar()
+        return self._sidebar
+
+    def _build_sidebar(self) -> pn.viewable.Viewable:
         w = pn.widgets
         return pn.Column(
             "### Error accumulation",

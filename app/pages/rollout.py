@@ -130,6 +130,7 @@ class RolloutPage(pn.viewable.Viewer):
     message = param.String(default="")
     now = param.String(default="", doc="time of the shown frame")
     diverged = param.Dict(default={}, doc="model -> first non-finite step")
+    server_tasks = param.Integer(default=0, doc="background jobs running in this server (all sessions)")
 
     def __init__(self, **params):
         super().__init__(**params)
@@ -154,6 +155,8 @@ class RolloutPage(pn.viewable.Viewer):
             self._area, sizing_mode="stretch_width")
         self.runner.param.watch(self._on_runner, ["busy", "state"])
         on_session_end(self.close)
+        if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
+            pn.state.add_periodic_callback(self._count_tasks, period=1000)
         self.param.watch(self._on_step, "step")
         self.param.watch(self._on_field, ["field", "error_scale", "error_top"])
 
@@ -190,12 +193,17 @@ class RolloutPage(pn.viewable.Viewer):
             self.scrubber.value = self.step
 
     def sidebar(self) -> pn.viewable.Viewable:
+        if getattr(self, "_sidebar", None) is None:
+            self._sidebar = self._build_sidebar()
+        return self._sidebar
+
+    def _build_sidebar(self) -> pn.viewable.Viewable:
         w = pn.widgets
-        server = pn.pane.Markdown(pn.bind(lambda *_: f"server: {active_tasks()} background task(s) running",
-                                          self.runner.param.reports, self.runner.param.busy,
-                                          self.param.state),
-                                  styles={"font-size": "0.8em", "color": "#666"},
-                                  css_classes=["wb-server-tasks"])
+        # how many jobs the server runs for ALL sessions: a closed tab's job must leave this count
+        server = pn.pane.Markdown(self.param.server_tasks.rx().rx.pipe(
+            lambda n: f"server: {n} background task(s) running"),
+            styles={"font-size": "0.8em", "color": "#666"}, css_classes=["wb-server-tasks"])
+
         return pn.Column(
             "### Rollout",
             w.Select.from_param(self.param.system), w.Select.from_param(self.param.preset),
@@ -251,6 +259,9 @@ class RolloutPage(pn.viewable.Viewer):
         """Block until the task finished (tests, notebooks); True when idle."""
         self.runner.wait(timeout)
         return self.state not in ("preparing", "running", "paused")
+
+    def _count_tasks(self) -> None:
+        self.server_tasks = active_tasks()
 
     def pin(self, on: bool) -> None:
         """Pin the |error| colours' top at the largest |error| shown now (or unpin: the field range)."""
