@@ -18,7 +18,7 @@ from core.errors import WorkbenchError
 COMMANDS: list[str] = [
     "core.engine.cli",  # engine build | run | compare CANDIDATE
     "core.datasets.cli",  # data generate | list
-    "core.pimrl.cli",  # train | evaluate
+    "core.training.cli",  # train | evaluate
     "core.tinyformer.cli",  # nas supernas | supernet | sparsenas | show | download-cifar10
 ]
 
@@ -27,7 +27,7 @@ BENCHMARKS: list[str] = [
     "core.engine.bench",  # bench engine
     "core.physics.bench",  # bench solvers
     "core.tinyformer.bench",  # bench nas
-    "core.pimrl.bench",  # bench pimrl
+    "core.bench.pimrl",  # bench pimrl
 ]
 
 

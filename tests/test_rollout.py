@@ -121,7 +121,7 @@ def test_deterministic_eval_mode_and_batch_equals_stream():
 def test_reference_dataset_config_reads_the_manifest(tmp_path):
     import json
 
-    from core.rollout import reference_dataset_config
+    from core.surrogates import reference_dataset_config
 
     assert reference_dataset_config("burgers2d", folder=tmp_path).n_samples == 8  # no manifest: defaults
     cfg = {"system": "burgers2d", "preset": "cpu", "n_samples": 5, "seed": 7, "k": 5, "splits": [3, 1, 1],

@@ -1,14 +1,26 @@
-"""`python -m core bench pimrl`: PIMRL vs PeRCNN, ConvLSTM and FNO on the five systems.
+"""`python -m core bench pimrl`: PIMRL vs PeRCNN, ConvLSTM and FNO (and PIMRL's ablations) against
+persistence and the mean field, on the five systems.
 
-For each system: one dataset (``core.datasets`` preset), and for each seed the four models are trained
-with the same trajectories and the same number of optimizer steps (``BENCH_TRAIN[preset]``), then
-rolled out from the first frame of every held-out test trajectory over the whole horizon and scored
-with ``core.metrics`` (rollout RMSE/MAE, HCT at corr 0.8; mean ± std over seeds of the per-seed
-means over test trajectories). Speed: one test trajectory rolled out by the model (batch 1, no grad)
-vs ``core.physics.simulate`` over the same horizon, both on this machine's CPU.
+Protocol (also in the README):
 
-With ``--save-checkpoints`` the first seed's models are written to data/checkpoints/<system>/<model>.pt
-(weights only, no optimizer state) and recorded in data/checkpoints/manifest.json.
+* one dataset per system (``core.datasets`` preset); every model of a seed sees the same training
+  trajectories and the same number of optimizer steps (``core.training.BUDGETS[budget]``); the
+  checkpoint is picked by validation nRMSE on multi-step rollouts (never by the test split);
+* each model rolls out freely from the first frame of every held-out TEST trajectory over the
+  system's scored horizon (``core.metrics.SCORED_STEPS``); the given frame is never scored;
+* scores: nRMSE over the first 10 and 25 steps and the whole horizon, RMSE, HCT (corr 0.8), and how
+  many test trajectories diverged (a diverged rollout scores inf; ``core.metrics``), each a mean
+  over test trajectories, then mean ± std over seeds;
+* the references persistence and mean field are scored the same way; "vs persistence" is a model's
+  nRMSE over the first 10 steps divided by persistence's;
+* speed: one test trajectory over the scored horizon, the model (batch 1, no grad, one thread) vs
+  the reference solver (``core.physics.simulate``) on the same machine in the same process.
+
+Training is resumable: every (system, seed, model) run checkpoints under
+``data/runs/bench-<preset>-<budget>/`` every ``checkpoint_every`` iterations; a rerun of the same
+command resumes each unfinished run where it stopped (the same result as an uninterrupted run) and
+reuses finished ones. With ``--save-checkpoints`` the first seed's models (weights only) are written
+to data/checkpoints/<system>/<model>.pt and recorded in data/checkpoints/manifest.json.
 """
 
 from __future__ import annotations
@@ -21,35 +33,29 @@ from typing import Any
 
 import numpy as np
 
-from core.io import Progress, data_dir, markdown_table, no_progress, to_jsonable, write_json_atomic
+from core.io import Progress, data_dir, markdown_table, no_progress, to_jsonable
 
-#: training budget per preset: the SAME for every model (pretrain+iterations optimizer steps in total)
-BENCH_TRAIN: dict[str, dict[str, Any]] = {
-    # sized for 2 cores shared by ~8 jobs (each job gets ~0.2 core): 80 optimizer steps per model
-    "cpu": dict(iterations=55, pretrain_iterations=25, batch_size=2, rollout=3, rollout_start=1,
-                lr=3e-3, lr_step=30, lr_gamma=0.7),
-    "paper": dict(iterations=5000, pretrain_iterations=2000, batch_size=4, rollout=10, rollout_start=2,
-                  lr=1e-3, lr_step=1000, lr_gamma=0.7),
-}
+#: the compared models, then PIMRL's ablations
+COMPARED: tuple[str, ...] = ("pimrl", "percnn", "convlstm", "fno")
+ABLATED: tuple[str, ...] = ("micro", "macro", "pimrl_nomp")
 
 
 def register(bench_subparsers: Any) -> None:
-    p = bench_subparsers.add_parser("pimrl", help="PIMRL vs PeRCNN / ConvLSTM / FNO on the five PDE systems")
+    p = bench_subparsers.add_parser("pimrl", help="PIMRL vs PeRCNN / ConvLSTM / FNO (+ ablations) against "
+                                                  "persistence and the mean field on the five PDE systems")
     p.add_argument("--preset", default="cpu", help="dataset/physics preset (cpu | paper)")
+    p.add_argument("--budget", default="full", help="training budget: small | full | paper (core.training)")
     p.add_argument("--systems", default=None, help="comma-separated systems (default: all five)")
     p.add_argument("--models", default=None,
-                   help="comma-separated models (default: pimrl,percnn,convlstm,fno)")
+                   help="comma-separated models (default: pimrl,percnn,convlstm,fno,micro,macro,pimrl_nomp)")
     p.add_argument("--seeds", default="0,1", help="comma-separated training seeds (default 0,1)")
-    p.add_argument("--iterations", type=int, default=None, help="override the coarse-stage iterations")
-    p.add_argument("--pretrain", type=int, default=None, help="override the micro pretraining iterations")
-    p.add_argument("--threads", type=int, default=1, help="torch threads per job (default 1: shared machine)")
-    p.add_argument("--jobs", type=int, default=1, help="(system, seed) tasks run in parallel processes")
+    p.add_argument("--threads", type=int, default=1, help="torch threads per job (default 1)")
+    p.add_argument("--jobs", type=int, default=1, help="training runs in parallel processes")
     p.add_argument("--save-checkpoints", action="store_true",
                    help="ship the first seed's models to data/checkpoints and update manifest.json")
-    p.add_argument("--name", default="bench_pimrl", help="result file name under data/results/")
-    p.add_argument("--cycles", default=None,
-                   help="instead of the comparison: train PIMRL with each cycle length N (e.g. 2,4,8) and "
-                        "score it on the VALIDATION split -> bench_pimrl_cycle.{md,json}")
+    p.add_argument("--name", default=None, help="result file name under data/results/ "
+                                                "(default bench_pimrl, or bench_pimrl_<budget>)")
+    p.add_argument("--device", default="cpu", help="training device (cpu | cuda)")
     p.set_defaults(func=_run)
 
 
@@ -70,200 +76,237 @@ def _seeds(text: str) -> list[int]:
         seeds = [int(t) for t in text.split(",") if t.strip()]
     except ValueError as exc:
         raise WorkbenchError(f"--seeds {text!r} must be comma-separated integers, e.g. 0,1") from exc
-    if not seeds:
-        raise WorkbenchError(f"--seeds {text!r} names no seed; give e.g. 0,1")
+    if not seeds or min(seeds) < 0:
+        raise WorkbenchError(f"--seeds {text!r} must name one or more non-negative seeds, e.g. 0,1")
     return seeds
 
 
-def train_config(preset: str, seed: int, iterations: int | None = None, pretrain: int | None = None):
-    """The benchmark's TrainConfig for `preset` (optionally with fewer/more iterations)."""
-    from core.errors import unknown
-    from core.pimrl.training import TrainConfig
-
-    if preset not in BENCH_TRAIN:
-        raise unknown("benchmark preset", preset, BENCH_TRAIN)
-    kw = dict(BENCH_TRAIN[preset], seed=seed)
-    if iterations is not None:
-        kw["iterations"] = iterations
-    if pretrain is not None:
-        kw["pretrain_iterations"] = pretrain
-    return TrainConfig(**kw)
+def run_dir(preset: str, budget: str) -> Path:
+    return data_dir() / "runs" / f"bench-{preset}-{budget}"
 
 
-def budget_for(name: str, config: Any) -> Any:
-    """Same optimizer-step budget for every model: a model without a fine stage spends the
-    pretraining steps on coarse windows too."""
-    import dataclasses
+def config_for(name: str, ds: Any, budget: str, seed: int, device: str = "cpu") -> Any:
+    """The TrainConfig of model `name` (PIMRL variants get windows of at least 2N)."""
+    from core.pimrl.base import DataMeta
+    from core.surrogates import default_config
+    from core.training import train_config
 
-    if name in ("pimrl", "pimrl_nomp", "micro"):
-        return config
-    return dataclasses.replace(config, iterations=config.iterations + config.pretrain_iterations,
-                               pretrain_iterations=0)
+    model_cfg = default_config(name, DataMeta.from_dataset(ds))
+    return train_config(budget, seed, cycle=getattr(model_cfg, "cycle", None))
 
 
-def time_rollouts(model: Any, ds: Any, system: Any) -> dict[str, float]:
-    """Seconds to roll out one test trajectory: the model (batch 1) vs the reference solver."""
+def train_one(system: str, preset: str, budget: str, seed: int, name: str, threads: int = 1,
+              device: str = "cpu", progress: Progress = no_progress) -> dict[str, Any]:
+    """Train (or resume, or reuse) one run; returns where its checkpoint is and how long it took."""
+    import torch
+
+    from core.datasets import DatasetConfig, generate
+    from core.surrogates import load_checkpoint
+    from core.training import train
+
+    torch.set_num_threads(max(1, threads))  # a worker process of its own: nothing to restore
+    ds = generate(DatasetConfig(system=system, preset=preset))
+    config = config_for(name, ds, budget, seed)
+    out = run_dir(preset, budget) / system / f"{name}-s{seed}.pt"
+    resume = None
+    if out.is_file():
+        _, payload = load_checkpoint(out)
+        if payload.get("iteration") == config.total and payload.get("finished"):
+            return {"path": str(out), "train_s": float(payload.get("train_s", 0.0)), "reused": True}
+        resume = out
+    t0 = time.perf_counter()
+    res = train(name, ds, config, progress=progress, resume=resume, device=device, out=out)
+    seconds = time.perf_counter() - t0
+    from core.pimrl.base import save_checkpoint
+
+    prior = 0.0
+    if resume is not None:
+        prior = float(load_checkpoint(resume)[1].get("train_s", 0.0))
+    save_checkpoint(out, res.model, res.meta, res.config, res.history, iteration=config.total,
+                    extra={"finished": True, "train_s": prior + seconds, "validation": res.validation,
+                           "best": res.best})
+    print(f"[bench pimrl] {system} {name} seed {seed}: {config.total} iterations, {seconds:.0f} s, best val "
+          f"nRMSE {res.best.get('score', float('nan')):.4g} at {res.best.get('iteration')}", flush=True)
+    return {"path": str(out), "train_s": prior + seconds, "reused": False}
+
+
+def time_rollouts(model: Any, ds: Any, system: Any, steps: int) -> dict[str, float]:
+    """Seconds to roll one test trajectory `steps` coarse steps: the model (batch 1, no grad) vs the
+    reference solver over the same horizon."""
     import torch
 
     from core.datasets import trajectories
     from core.physics import simulate
 
     traj = trajectories(ds, "test")  # (S, T, C, *n)
-    n_steps = traj.shape[1] - 1
     every = int(round(float(ds.attrs["dt_coarse"]) / system.dt))
     t0 = time.perf_counter()
-    simulate(system, traj[0, 0].double().numpy(), n_steps * every, record_every=every)
+    simulate(system, traj[0, 0].double().numpy(), steps * every, record_every=every)
     t_ref = time.perf_counter() - t0
     model.eval()
     with torch.no_grad():
         t0 = time.perf_counter()
-        model(traj[:1, 0].to(next(model.parameters()).device), n_steps)
+        model(traj[:1, 0], steps)
         t_model = time.perf_counter() - t0
-    return {"rollout_s": t_model, "reference_s": t_ref, "speedup": t_ref / t_model, "steps": n_steps}
+    return {"rollout_s": t_model, "reference_s": t_ref, "speedup": t_ref / t_model}
 
 
-def run_task(system_name: str, preset: str, seed: int, models: list[str], iterations: int | None,
-             pretrain: int | None, threads: int, save: bool, progress: Progress = no_progress
-             ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Train and score every model for one (system, seed); returns (runs per model, manifest entries).
-
-    Runs in a worker process with `--jobs > 1`; the dataset is generated beforehand (cache hit here).
-    """
-    import torch
-
+def score_seed(system: str, preset: str, seed: int, paths: dict[str, str]) -> tuple[dict[str, Any], Any]:
+    """Evaluate one seed's models and the references on the test split; per-model rows and the
+    per-step metrics (xarray)."""
     from core.datasets import DatasetConfig, generate
-    from core.metrics import evaluate, summarize
-    from core.pimrl.training import train
+    from core.metrics import evaluate, scored_horizon, summarize
+    from core.surrogates import REFERENCES, load_checkpoint, load_surrogates
 
-    torch.set_num_threads(max(1, threads))
-    cfg = DatasetConfig(system=system_name, preset=preset)
+    cfg = DatasetConfig(system=system, preset=preset)
     ds = generate(cfg)
-    runs, shipped = {}, {}
-    base = train_config(preset, seed, iterations, pretrain)
+    steps = scored_horizon(system, ds.sizes["time"] - 1)
+    models, problems = load_surrogates(ds, list(REFERENCES))
+    for name, path in paths.items():
+        models[name] = load_checkpoint(Path(path))[0]
+    metrics = evaluate(models, ds, "test", n_steps=steps)
+    summary = summarize(metrics)
+    rows = {}
     for name in models:
-        tc = budget_for(name, base)
-        res = train(name, ds, tc, progress=progress)
-        summary = summarize(evaluate({name: res.model}, ds, "test")).loc[name]
-        run = {"seed": seed, "rmse": float(summary["rmse"]), "mae": float(summary["mae"]),
-               "hct": float(summary["hct"]), "train_s": res.seconds, "params": res.model.n_parameters(),
-               "final_loss": res.history[-1], "iterations": tc.total}
-        run.update(time_rollouts(res.model, ds, cfg.solver()))
-        runs[name] = run
-        print(f"[bench pimrl] {system_name} {name} seed {seed}: " + json.dumps(
-            {k: round(v, 5) if isinstance(v, float) else v for k, v in run.items()}), flush=True)
-        if save:
-            shipped[name] = ship_checkpoint(res, name, cfg, run)
-    return runs, shipped
+        row = {k: (float(v) if isinstance(v, int | float | np.floating | np.integer) else v)
+               for k, v in summary.loc[name].items()}
+        row["params"] = int(models[name].n_parameters()) if name in paths else 0
+        if name in paths:
+            row.update(time_rollouts(models[name], ds, cfg.solver(), steps))
+        rows[name] = row
+    return rows, metrics
 
 
-def ship_checkpoint(res: Any, name: str, cfg: Any, run: dict[str, Any]) -> dict[str, Any]:
-    """Write data/checkpoints/<system>/<model>.pt (weights only); returns its manifest entry."""
-    from core.io import command_line
-    from core.pimrl.base import save_checkpoint
+def _agg(values: list[float]) -> tuple[float, float]:
+    from core.metrics import _mean_std
 
-    folder = data_dir() / "checkpoints"
-    path = folder / cfg.system / f"{name}.pt"
-    metrics = {k: run[k] for k in ("rmse", "mae", "hct")}
-    save_checkpoint(path, res.model, res.meta, res.config, res.history, metrics=metrics,
-                    extra={"dataset_config": cfg.to_dict()})
-    return {"path": str(path.relative_to(folder)), "command": command_line(), "seed": res.config.seed,
-            "dataset_key": cfg.key(), "dataset_config": cfg.to_dict(),
-            "train_config": to_jsonable(res.config),
-            "metrics": metrics, "split": "test", "params": run["params"], "bytes": path.stat().st_size}
+    return _mean_std(np.asarray(values, dtype=float))
 
 
-def update_manifest(system: str, entries: dict[str, Any]) -> Path:
-    """Merge `entries` (model -> record) for `system` into data/checkpoints/manifest.json."""
-    path = data_dir() / "checkpoints" / "manifest.json"
-    manifest = json.loads(path.read_text()) if path.is_file() else {"checkpoints": {}}
-    manifest["checkpoints"].setdefault(system, {}).update(entries)
-    manifest["note"] = ("metrics: rollout RMSE/MAE (over all predicted frames and grid points) and HCT "
-                        "(corr 0.8) over the full test trajectories, from core.metrics.evaluate")
-    return write_json_atomic(path, to_jsonable(manifest))
+def aggregate(per_seed: list[dict[str, dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+    """Mean ± std over seeds of every score (inf stays inf); divergence counts add up."""
+    out: dict[str, dict[str, Any]] = {}
+    for name in per_seed[0]:
+        runs = [s[name] for s in per_seed if name in s]
+        a: dict[str, Any] = {}
+        for key in ("nrmse_10", "nrmse_25", "nrmse", "rmse_10", "rmse_25", "rmse", "mae", "hct",
+                    "rollout_s", "reference_s", "speedup", "train_s"):
+            if all(key in r for r in runs):
+                a[key] = _agg([r[key] for r in runs])
+        a["diverged"] = int(sum(r["diverged"] for r in runs))
+        a["trajectories"] = int(sum(r["samples"] for r in runs))
+        first = [r["first_diverged"] for r in runs if r["first_diverged"] > 0]
+        a["first_diverged"] = int(min(first)) if first else 0
+        a["params"] = runs[0].get("params", 0)
+        out[name] = a
+    pers = out.get("persistence", {}).get("nrmse_10", (np.nan, 0))[0]
+    for a in out.values():
+        a["vs_persistence_10"] = a["nrmse_10"][0] / pers if "nrmse_10" in a and pers > 0 else np.nan
+    return out
 
 
-def torch_threads(n: int) -> None:
-    import torch
-
-    torch.set_num_threads(max(1, n))
-
-
-def _mean_std(values: list[float]) -> tuple[float, float]:
-    arr = np.asarray(values, dtype=float)
-    return float(np.mean(arr)), float(np.std(arr))
-
-
-def table(results: dict[str, dict[str, Any]]) -> tuple[str, dict[str, Any]]:
-    """Markdown table and the aggregated payload (mean ± std over seeds)."""
-    headers = ["system", "model", "RMSE", "MAE", "HCT", "params", "train s", "rollout s", "solver s",
-               "speedup", "RMSE / best baseline"]
-    rows, agg = [], {}
-    for system, recs in results.items():
-        agg[system] = {}
-        for name, rec in recs.items():
-            runs = rec["runs"]
-            a = {k: _mean_std([r[k] for r in runs]) for k in ("rmse", "mae", "hct", "train_s", "rollout_s",
-                                                                "reference_s", "speedup")}
-            a["params"] = runs[0]["params"]
-            agg[system][name] = a
-        baselines = [v["rmse"][0] for k, v in agg[system].items() if k != "pimrl"]
-        best = min((b for b in baselines if np.isfinite(b)), default=float("nan"))
-        for name, a in agg[system].items():
-            ratio = a["rmse"][0] / best if name == "pimrl" and best > 0 else float("nan")
-            a["ratio_to_best_baseline"] = ratio
-            rows.append([system, name, f"{a['rmse'][0]:.4g} ± {a['rmse'][1]:.2g}",
-                         f"{a['mae'][0]:.4g} ± {a['mae'][1]:.2g}", f"{a['hct'][0]:.4g} ± {a['hct'][1]:.2g}",
-                         a["params"], f"{a['train_s'][0]:.0f}", f"{a['rollout_s'][0]:.3g}",
-                         f"{a['reference_s'][0]:.3g}", f"{a['speedup'][0]:.3g}",
-                         "" if name != "pimrl" else f"{ratio:.3g}"])
-    return markdown_table(headers, rows), agg
+def ratios(agg: dict[str, dict[str, Any]]) -> dict[str, float]:
+    """PIMRL's nRMSE / the best compared baseline's (first 25 steps and full horizon); divergence
+    counts: a baseline that diverged has inf nRMSE and so is never the best unless all diverged."""
+    out = {}
+    base = [m for m in ("percnn", "convlstm", "fno") if m in agg]
+    if "pimrl" not in agg or not base:
+        return out
+    for key in ("nrmse_25", "nrmse"):
+        best = min(agg[m][key][0] for m in base)
+        out[key] = agg["pimrl"][key][0] / best if best > 0 else np.nan
+    hct_best = max(agg[m]["hct"][0] for m in base)
+    out["hct_minus_best"] = agg["pimrl"]["hct"][0] - hct_best
+    return out
 
 
-def cycle_sweep(systems: list[str], preset: str, cycles: list[int], seeds: list[int],
-                iterations: int | None, pretrain: int | None, progress: Progress = no_progress) -> list[list]:
-    """Rows (system, N, val RMSE mean, std over seeds, HCT, rollout s): how the cycle length trades
-    accuracy for speed. Scored on the validation split, so choosing N never looks at the test set."""
-    from core.datasets import DatasetConfig, generate
-    from core.metrics import evaluate, summarize
-    from core.pimrl.training import train
+def _fmt(pair: tuple[float, float]) -> str:
+    mean, std = pair
+    if not np.isfinite(mean):
+        return "inf (diverged)"
+    return f"{mean:.3g} ± {std:.2g}"
 
+
+def table(results: dict[str, dict[str, Any]]) -> str:
+    headers = ["system", "model", "diverged", "nRMSE@10", "nRMSE@25", "nRMSE full", "RMSE full", "HCT",
+               "@10 vs persistence", "params", "train s", "rollout s", "solver s", "speedup"]
     rows = []
-    for system in systems:
-        ds = generate(DatasetConfig(system=system, preset=preset))
-        for n in cycles:
-            rmse, hct, secs = [], [], []
-            for seed in seeds:
-                res = train("pimrl", ds, train_config(preset, seed, iterations, pretrain), progress=progress,
-                            cycle=n)
-                t0 = time.perf_counter()
-                s = summarize(evaluate({"pimrl": res.model}, ds, "val")).loc["pimrl"]
-                secs.append(time.perf_counter() - t0)
-                rmse.append(float(s["rmse"]))
-                hct.append(float(s["hct"]))
-            rows.append([system, n, *_mean_std(rmse), float(np.mean(hct)), float(np.mean(secs))])
-            print(f"[bench pimrl cycles] {rows[-1]}", flush=True)
-    return rows
+    for system, res in results.items():
+        agg = res["aggregate"]
+        for name, a in agg.items():
+            rows.append([system, name, f"{a['diverged']}/{a['trajectories']}"
+                         + (f" (step {a['first_diverged']})" if a["first_diverged"] else ""),
+                         _fmt(a["nrmse_10"]), _fmt(a["nrmse_25"]), _fmt(a["nrmse"]), _fmt(a["rmse"]),
+                         _fmt(a["hct"]), f"{a['vs_persistence_10']:.3g}", a["params"] or "",
+                         f"{a['train_s'][0]:.0f}" if "train_s" in a else "",
+                         f"{a['rollout_s'][0]:.3g}" if "rollout_s" in a else "",
+                         f"{a['reference_s'][0]:.3g}" if "reference_s" in a else "",
+                         f"{a['speedup'][0]:.3g}" if "speedup" in a else ""])
+    return markdown_table(headers, rows)
 
 
-def _run_cycles(args: argparse.Namespace, systems: list[str], seeds: list[int]) -> int:
-    from core.errors import WorkbenchError
-    from core.io import tqdm_progress, write_result
+def ratio_table(results: dict[str, dict[str, Any]]) -> str:
+    paper = {"kdv1d": 0.49, "burgers2d": 0.91, "fhn2d": 0.85, "grayscott2d": 0.29, "grayscott3d": 0.22}
+    rows = []
+    for system, res in results.items():
+        r = res.get("ratios", {})
+        if r:
+            rows.append([system, f"{r['nrmse_25']:.3g}", f"{r['nrmse']:.3g}", paper.get(system, ""),
+                         f"{r['hct_minus_best']:+.3g}"])
+    return markdown_table(["system", "PIMRL / best baseline @25", "full", "paper (RMSE)",
+                           "HCT(PIMRL) − best HCT"], rows)
 
-    try:
-        cycles = [int(c) for c in args.cycles.split(",") if c.strip()]
-    except ValueError as exc:
-        raise WorkbenchError(f"--cycles {args.cycles!r} must be comma-separated integers, "
-                             "e.g. 2,4,8") from exc
-    with tqdm_progress("bench pimrl cycles") as progress:
-        rows = cycle_sweep(systems, args.preset, cycles, seeds, args.iterations, args.pretrain, progress)
-    md = markdown_table(["system", "N", "val RMSE", "± std", "val HCT", "eval s"], rows)
-    header = (f"# PIMRL cycle length N ({args.preset} preset)\n\nOne micro step then N−1 macro steps; "
-              f"validation split, seeds {seeds}, benchmark training budget.\n\n")
-    write_result(args.name if args.name != "bench_pimrl" else "bench_pimrl_cycle", header + md,
-                 {"rows": rows},
-                 {"preset": args.preset, "systems": systems, "cycles": cycles, "seeds": seeds})
-    print(md)
-    return 0
+
+def plot_curves(system: str, metrics_by_seed: list[Any], path: Path) -> Path:
+    """Per-step nRMSE (mean over test trajectories and seeds) of every model, references dashed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from core.surrogates import REFERENCES
+
+    fig, ax = plt.subplots(figsize=(7.5, 4.2), dpi=110)
+    first = metrics_by_seed[0]
+    for name in [str(m) for m in first["model"].values]:
+        curves = np.stack([m["nrmse"].sel(model=name).values for m in metrics_by_seed if name in m["model"]])
+        curve = curves.reshape(-1, curves.shape[-1]).mean(axis=0)  # inf stays inf: drawn as a gap at the top
+        style = dict(ls="--", color="grey" if name == "persistence" else "black", lw=1.2) \
+            if name in REFERENCES else dict(lw=2.2 if name == "pimrl" else 1.3)
+        ax.plot(first["step"].values, np.where(np.isfinite(curve), curve, np.nan), label=name, **style)
+    ax.set_yscale("log")
+    ax.set_xlabel("coarse step (free rollout from the first test frame)")
+    ax.set_ylabel("nRMSE (1 = predicting the mean)")
+    ax.set_title(f"{system}: per-step nRMSE, test trajectories")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    from core.io import atomic_path
+
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+    return path
+
+
+def ship(system: str, preset: str, name: str, path: str, row: dict[str, Any], command: str) -> dict[str, Any]:
+    """Copy a finished run's weights to data/checkpoints/<system>/<name>.pt; its manifest entry."""
+    from core.datasets import DatasetConfig
+    from core.pimrl.base import save_checkpoint
+    from core.surrogates import checkpoint_path, load_checkpoint
+
+    model, payload = load_checkpoint(Path(path))
+    cfg = DatasetConfig(system=system, preset=preset)
+    dest = checkpoint_path(system, name, data_dir() / "checkpoints")
+    metrics = {k: row[k] for k in ("nrmse_10", "nrmse_25", "nrmse", "rmse", "hct", "diverged") if k in row}
+    save_checkpoint(dest, model, model.meta, payload["train_config"], payload["history"], metrics=metrics,
+                    extra={"dataset_config": cfg.to_dict(), "validation": payload.get("validation", []),
+                           "best": payload.get("best", {})})
+    return {"path": f"{system}/{name}.pt", "command": command, "seed": payload["train_config"].get("seed"),
+            "dataset_key": cfg.key(), "dataset_config": cfg.to_dict(),
+            "train_config": payload["train_config"], "metrics": metrics, "split": "test",
+            "bytes": dest.stat().st_size}
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -271,57 +314,82 @@ def _run(args: argparse.Namespace) -> int:
     import multiprocessing
 
     from core.datasets import DatasetConfig, generate
-    from core.io import tqdm_progress, write_result
+    from core.errors import unknown
+    from core.io import command_line, tqdm_progress, write_result
     from core.physics import SYSTEMS
-    from core.pimrl.registry import ABLATIONS, MODELS
+    from core.surrogates import update_manifest
+    from core.training import BUDGETS
 
     systems = _csv(args.systems, SYSTEMS, SYSTEMS, "system")
-    models = _csv(args.models, MODELS, MODELS + ABLATIONS, "model")
+    models = _csv(args.models, COMPARED + ABLATED, COMPARED + ABLATED, "model")
     seeds = _seeds(args.seeds)
-    if args.cycles:
-        torch_threads(args.threads)
-        return _run_cycles(args, systems, seeds)
+    if args.budget not in BUDGETS:
+        raise unknown("training budget", args.budget, BUDGETS)
+    name = args.name or ("bench_pimrl" if args.budget == "full" else f"bench_pimrl_{args.budget}")
     for system in systems:  # datasets first, in this process: workers then only read the cache
         with tqdm_progress(f"data {system}") as progress:
             generate(DatasetConfig(system=system, preset=args.preset), progress=progress)
-    # costliest systems first so that the last tasks are short
+    # costliest first so that the last runs are short
     order = [s for s in ("grayscott3d", "grayscott2d", "fhn2d", "burgers2d", "kdv1d") if s in systems]
     order += [s for s in systems if s not in order]
-    tasks = [(s, seed) for s in order for seed in seeds]
-    results: dict[str, Any] = {s: {m: {"runs": []} for m in models} for s in systems}
-    config = {"preset": args.preset, "systems": systems, "models": models, "seeds": seeds, "jobs": args.jobs,
-              "train": to_jsonable(train_config(args.preset, 0, args.iterations, args.pretrain)),
-              "threads": args.threads}
+    runs = [(s, seed, m) for s in order for seed in seeds for m in models]
     t0 = time.perf_counter()
-
-    def record(system: str, seed: int, runs: dict[str, Any], shipped: dict[str, Any]) -> str:
-        for name, run in runs.items():
-            results[system][name]["runs"].append(run)
-        if shipped and seed == seeds[0]:
-            update_manifest(system, shipped)
-        done = {s: r for s, r in results.items() if all(r[m]["runs"] for m in models)}
-        md, agg = table(done)
-        header = (f"# PIMRL benchmark ({args.preset} preset)\n\nMean ± std over seeds {seeds}; RMSE/MAE over "
-                  "the whole test rollout, HCT = time until corr < 0.8. Speedup = reference solver time / "
-                  "model rollout time for one test trajectory over the same horizon (CPU, "
-                  f"{args.threads} thread per job, {args.jobs} jobs on a shared machine).\n\n")
-        write_result(args.name, header + md, {"results": results, "aggregate": agg,
-                                              "seconds": time.perf_counter() - t0}, config)
-        return md
-
-    md = ""
-    args_of = lambda s, seed: (s, args.preset, seed, models, args.iterations, args.pretrain,  # noqa: E731
-                               args.threads, args.save_checkpoints and seed == seeds[0])
+    trained: dict[tuple[str, int, str], dict[str, Any]] = {}
+    job = lambda s, seed, m: (s, args.preset, args.budget, seed, m, args.threads, args.device)  # noqa: E731
     if args.jobs <= 1:
-        for s, seed in tasks:
-            with tqdm_progress(f"bench pimrl {s} seed {seed}") as progress:
-                md = record(s, seed, *run_task(*args_of(s, seed), progress=progress))
+        for s, seed, m in runs:
+            with tqdm_progress(f"train {m} {s} seed {seed}") as progress:
+                trained[(s, seed, m)] = train_one(*job(s, seed, m), progress=progress)
     else:
         ctx = multiprocessing.get_context("spawn")
         with concurrent.futures.ProcessPoolExecutor(args.jobs, mp_context=ctx) as pool:
-            futures = {pool.submit(run_task, *args_of(s, seed)): (s, seed) for s, seed in tasks}
+            futures = {pool.submit(train_one, *job(s, seed, m)): (s, seed, m) for s, seed, m in runs}
             for fut in concurrent.futures.as_completed(futures):
-                s, seed = futures[fut]
-                md = record(s, seed, *fut.result())
+                trained[futures[fut]] = fut.result()
+    train_seconds = time.perf_counter() - t0
+    import torch
+
+    torch.set_num_threads(1)  # timing protocol: one thread for the model, the solver is numpy
+    results: dict[str, Any] = {}
+    command = command_line()
+    curves_dir = data_dir() / "results" / f"{name}_curves"
+    for s in systems:
+        per_seed, metric_sets = [], []
+        for seed in seeds:
+            paths = {m: trained[(s, seed, m)]["path"] for m in models}
+            rows, metrics = score_seed(s, args.preset, seed, paths)
+            for m in models:
+                rows[m]["train_s"] = trained[(s, seed, m)]["train_s"]
+            per_seed.append(rows)
+            metric_sets.append(metrics)
+        agg = aggregate(per_seed)
+        results[s] = {"per_seed": per_seed, "aggregate": agg, "ratios": ratios(agg),
+                      "steps": int(metric_sets[0].sizes["time"]),
+                      "curve": {m: np.mean([ms["nrmse"].sel(model=m).values.mean(axis=0)
+                                            for ms in metric_sets], axis=0).tolist()
+                                for m in [str(v) for v in metric_sets[0]["model"].values]}}
+        plot_curves(s, metric_sets, curves_dir / f"{s}.png")
+        if args.save_checkpoints:
+            entries = {m: ship(s, args.preset, m, trained[(s, seeds[0], m)]["path"], per_seed[0][m], command)
+                       for m in models}
+            update_manifest(s, entries, note="metrics: nRMSE over the first 10/25 steps and the scored "
+                            "horizon, RMSE, HCT (corr 0.8) and diverged test trajectories (core.metrics)")
+    md = table(results)
+    ratio_md = ratio_table(results)
+    header = (f"# PIMRL benchmark ({args.preset} preset, {args.budget} budget)\n\n"
+              f"Seeds {seeds}; test trajectories rolled out freely over each system's scored horizon "
+              "(core.metrics.SCORED_STEPS); nRMSE = RMSE / field std (1 = predicting the mean); mean ± std "
+              "over seeds of the mean over test trajectories; a diverged rollout scores inf. "
+              "'@10 vs persistence' = nRMSE over the first 10 steps / persistence's. Speedup = solver time "
+              f"/ model rollout time over the horizon (batch 1, one thread). Training: {train_seconds:.0f} s "
+              f"wall for the runs trained in this invocation, {args.jobs} jobs.\n\n")
+    write_result(name, header + md + "\n\n## PIMRL / best baseline (nRMSE)\n\n" + ratio_md + "\n",
+                 to_jsonable({"results": results, "train_wall_s": train_seconds}),
+                 {"preset": args.preset, "budget": args.budget, "train": BUDGETS[args.budget],
+                  "systems": systems, "models": models, "seeds": seeds, "jobs": args.jobs,
+                  "threads": args.threads})
     print(md)
+    print()
+    print(ratio_md)
+    print(json.dumps({"curves": str(curves_dir)}))
     return 0

@@ -56,9 +56,15 @@ class MicroConfig:
     bound: float = 2.0
     guess_factor: float = 0.7
     substeps: int | None = None
+    physical: tuple[tuple[float, ...], ...] | None = None  # per known term, per field; None: the system's
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "known", tuple(str(t) for t in self.known))
+        if self.physical is not None:
+            object.__setattr__(self, "physical", tuple(tuple(float(v) for v in row) for row in self.physical))
+            if len(self.physical) != len(self.known) or any(v < 0 for row in self.physical for v in row):
+                raise WorkbenchError(f"micro physical={self.physical} must hold one row of non-negative "
+                                     f"coefficients per known term {self.known}")
         if self.hidden < 1 or self.branches < 1:
             raise WorkbenchError(f"micro hidden={self.hidden} and branches={self.branches} must be >= 1")
         if self.kernel not in (1, 3, 5):
@@ -147,7 +153,10 @@ class MicroCell(torch.nn.Module):
         c = meta.channels
         self.register_buffer("bank", bank.repeat(c, *([1] * meta.ndim)).unsqueeze(1))  # (C·S, 1, *w)
         # bounded known-term coefficients: c_max · sigmoid(θ), per (term, field)
-        true = [physical_coefficients(meta, t) for t in config.known]
+        true = list(config.physical) if config.physical is not None else \
+            [physical_coefficients(meta, t) for t in config.known]
+        if any(len(row) != c for row in true):
+            raise WorkbenchError(f"micro physical coefficients {true} must have one value per field ({c})")
         self.known_mask = [[v > 0 for v in vals] for vals in true]
         cmax = torch.tensor([[config.bound * v if v > 0 else 0.0 for v in vals] for vals in true]
                             ).reshape(len(config.known), c)
@@ -201,14 +210,19 @@ class MicroCell(torch.nn.Module):
             worst = max(worst, self.meta.dt_fine / dt)
         return max(1, math.ceil(worst * 1.0001))
 
+    def stencils(self, u: Tensor) -> Tensor:
+        """Every fixed stencil (`self.names`) applied to every field: (B, C, *n) -> (B, C, S, *n),
+        one circular padding and one depthwise convolution."""
+        nd, c, s = self.meta.ndim, self.meta.channels, len(self.names)
+        padded = torch.nn.functional.pad(u, (self.half, self.half) * nd, mode="circular")
+        conv = (torch.nn.functional.conv1d, torch.nn.functional.conv2d, torch.nn.functional.conv3d)[nd - 1]
+        st = conv(padded, self.bank.to(u.dtype), groups=c)  # (B, C·S, *n), per field S stencils
+        return st.view(u.shape[0], c, s, *u.shape[2:])  # (B, C, S, *n)
+
     def rhs(self, u: Tensor) -> Tensor:
         """F(u): (B, C, *n) -> (B, C, *n)."""
-        nd, c, s = self.meta.ndim, self.meta.channels, len(self.names)
-        if s:
-            padded = torch.nn.functional.pad(u, (self.half, self.half) * nd, mode="circular")
-            conv = (torch.nn.functional.conv1d, torch.nn.functional.conv2d, torch.nn.functional.conv3d)[nd - 1]
-            st = conv(padded, self.bank.to(u.dtype), groups=c)  # (B, C·S, *n), per field S stencils
-            st = st.view(u.shape[0], c, s, *u.shape[2:])  # (B, C, S, *n)
+        nd, c = self.meta.ndim, self.meta.channels
+        st = self.stencils(u) if self.names else None
         feats = u
         if self.config.features == "grad":
             grads = st[:, :, :nd].reshape(u.shape[0], c * nd, *u.shape[2:])  # (B, C·ndim, *n)

@@ -1,4 +1,4 @@
-"""`python -m core train MODEL ...` and `python -m core evaluate ...` (PIMRL and its baselines)."""
+"""`python -m core train MODEL ...` and `python -m core evaluate ...` (PIMRL, ablations, baselines)."""
 
 from __future__ import annotations
 
@@ -6,30 +6,38 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+#: a lower bound on the time of one optimizer step (a 1D model at batch 1 on a fast core); used only
+#: to refuse budgets that cannot finish
+MIN_SECONDS_PER_ITERATION = 1e-3
+
 
 def register(subparsers: Any) -> None:
     t = subparsers.add_parser("train", help="train a PIMRL model or baseline on a generated dataset")
     t.add_argument("model", help="pimrl | percnn | convlstm | fno (ablations: micro, macro, pimrl_nomp)")
     _data_args(t)
-    t.add_argument("--iterations", type=int, default=None,
-                   help="coarse-stage iterations (default: bench preset)")
-    t.add_argument("--pretrain", type=int, default=None,
-                   help="micro pretraining iterations (default: bench preset)")
+    t.add_argument("--budget", default="small", help="small | full | paper (core.training.BUDGETS)")
+    t.add_argument("--iterations", type=float, default=None, help="joint/coarse-stage iterations")
+    t.add_argument("--pretrain", type=float, default=None, help="micro pretraining iterations")
+    t.add_argument("--macro-pretrain", type=float, default=None, help="macro pretraining iterations")
     t.add_argument("--seed", type=int, default=0, help="training seed (weights, window sampling)")
     t.add_argument("--out", type=Path, default=None,
-                   help="checkpoint path (default data/runs/<system>/<model>.pt; the shipped ones in "
-                        "data/checkpoints are written by `bench pimrl --save-checkpoints`)")
+                   help="checkpoint path (default data/runs/<system>/<model>.pt, which `evaluate`, the "
+                        "notebooks and the app then use before the shipped data/checkpoints)")
     t.add_argument("--resume", type=Path, default=None, help="continue a run from its checkpoint")
     t.add_argument("--checkpoint-every", type=int, default=0, help="also save every N iterations")
     t.add_argument("--device", default=None, help="cpu | cuda (default: cuda when available)")
     t.set_defaults(func=_train)
-    e = subparsers.add_parser("evaluate", help="roll out trained models on the test split and score them")
+    e = subparsers.add_parser("evaluate", help="roll out trained models on the test split and score them "
+                                               "beside persistence and the mean field")
     _data_args(e)
-    e.add_argument("--models", default="pimrl,percnn,convlstm,fno", help="comma-separated model names")
+    e.add_argument("--models", default="pimrl,percnn,convlstm,fno",
+                   help="comma-separated names (learned models, euler, rk4); the references persistence "
+                        "and mean_field are always added")
     e.add_argument("--checkpoints", type=Path, default=None,
-                   help="folder with <system>/<model>.pt (default data/checkpoints, the shipped ones; "
-                        "`train` writes to data/runs)")
-    e.add_argument("--steps", type=int, default=None, help="rollout horizon in coarse steps (default: all)")
+                   help="folder with <system>/<model>.pt (default: data/runs if you trained the model, "
+                        "else the shipped data/checkpoints)")
+    e.add_argument("--steps", type=int, default=None,
+                   help="rollout horizon in coarse steps (default: the system's scored horizon)")
     e.add_argument("--split", default="test", help="train | val | test")
     e.set_defaults(func=_evaluate)
 
@@ -67,62 +75,106 @@ def _number(text: str) -> Any:
     return text
 
 
-def _dataset(args: argparse.Namespace, progress: Any) -> tuple[Any, Any]:
-    from core.datasets import DatasetConfig, generate
+def _dataset_config(args: argparse.Namespace) -> Any:
+    from core.datasets import DatasetConfig
 
     kw: dict[str, Any] = {"n_samples": args.samples} if args.samples is not None else {}
     if args.n_coarse is not None:
         kw["n_coarse"] = args.n_coarse
-    cfg = DatasetConfig(system=args.system, preset=args.preset, seed=args.data_seed,
-                        overrides=_overrides(args.override), **kw)
-    return cfg, generate(cfg, progress=progress)
+    return DatasetConfig(system=args.system, preset=args.preset, seed=args.data_seed,
+                         overrides=_overrides(args.override), **kw)
+
+
+def _iterations(name: str, value: float | None) -> int | None:
+    from core.limits import check_number, check_work
+
+    if value is None:
+        return None
+    n = check_number(name, value, minimum=0, integer=True)
+    check_work(f"{name}={n}", n * MIN_SECONDS_PER_ITERATION,
+               f"at >= {MIN_SECONDS_PER_ITERATION:g} s per optimizer step", f"lower {name}")
+    return n
+
+
+def _checked_out(path: Path) -> Path:
+    """Refuse an --out that is a folder or cannot be written, before any work."""
+    from core.errors import WorkbenchError
+    from core.io import ensure_writable_dir
+
+    path = Path(path)
+    if path.is_dir():
+        raise WorkbenchError(f"--out {str(path)!r} is a folder; give a checkpoint file path such as "
+                             f"{str(path / 'model.pt')!r}")
+    ensure_writable_dir(path.parent)
+    return path
 
 
 def _train(args: argparse.Namespace) -> int:
-    import dataclasses
+    from core.io import tqdm_progress
+    from core.surrogates import LEARNED, check_names, default_config, runs_path
+    from core.training import train, train_config
 
-    from core.errors import unknown
-    from core.io import data_dir, tqdm_progress
-    from core.pimrl.bench import budget_for, train_config
-    from core.pimrl.registry import ABLATIONS, MODELS
-    from core.pimrl.training import train
+    check_names([args.model])
+    if args.model not in LEARNED:
+        from core.errors import unknown
 
-    if args.model not in MODELS + ABLATIONS:
-        raise unknown("model", args.model, MODELS + ABLATIONS)
+        raise unknown("learned model", args.model, LEARNED)
+    changes = {"iterations": _iterations("--iterations", args.iterations),
+               "pretrain_iterations": _iterations("--pretrain", args.pretrain),
+               "macro_iterations": _iterations("--macro-pretrain", args.macro_pretrain),
+               "checkpoint_every": args.checkpoint_every or None}
+    cfg = _dataset_config(args)
+    out = _checked_out(args.out or runs_path(args.system, args.model))
+    if args.device is not None:
+        from core.io import torch_device
+
+        torch_device(args.device)  # an unknown device is refused before the data are generated
+    from core.datasets import generate
+
     with tqdm_progress(f"data {args.system}") as progress:
-        cfg, ds = _dataset(args, progress)
-    config = budget_for(args.model, train_config(args.preset, args.seed, args.iterations, args.pretrain))
-    if args.checkpoint_every:
-        config = dataclasses.replace(config, checkpoint_every=args.checkpoint_every)
-    out = args.out or data_dir() / "runs" / args.system / f"{args.model}.pt"
+        ds = generate(cfg, progress=progress)
+    from core.pimrl.base import DataMeta
+
+    model_cfg = default_config(args.model, DataMeta.from_dataset(ds))
+    config = train_config(args.budget, args.seed, cycle=getattr(model_cfg, "cycle", None), **changes)
     with tqdm_progress(f"train {args.model} on {args.system}") as progress:
         res = train(args.model, ds, config, progress=progress, resume=args.resume, device=args.device,
                     out=out)
     print(f"trained {args.model} on {args.system} (dataset {cfg.key()}): {config.total} iterations in "
-          f"{res.seconds:.1f} s, final loss {res.history[-1]:.4g}, {res.model.n_parameters()} parameters")
+          f"{res.seconds:.1f} s, best validation nRMSE {res.best.get('score', float('nan')):.4g} at "
+          f"iteration {res.best.get('iteration')}, {res.model.n_parameters()} parameters")
     print(f"checkpoint: {res.checkpoint}")
     return 0
 
 
 def _evaluate(args: argparse.Namespace) -> int:
     from core.errors import WorkbenchError
-    from core.io import data_dir, markdown_table, tqdm_progress
-    from core.metrics import evaluate, summarize
-    from core.pimrl.base import DataMeta
-    from core.pimrl.registry import load_checkpoint
+    from core.io import markdown_table, tqdm_progress
+    from core.metrics import evaluate, rank, summarize
+    from core.surrogates import REFERENCES, check_names, load_surrogates
 
     names = [m.strip() for m in args.models.split(",") if m.strip()]
     if not names:
         raise WorkbenchError(f"--models {args.models!r} names no model")
+    check_names(names)  # before any dataset is generated
+    names += [r for r in REFERENCES if r not in names]
+    cfg = _dataset_config(args)
+    from core.datasets import generate
+
     with tqdm_progress(f"data {args.system}") as progress:
-        _, ds = _dataset(args, progress)
-    meta = DataMeta.from_dataset(ds)
-    folder = args.checkpoints or data_dir() / "checkpoints"
-    models = {n: load_checkpoint(folder / args.system / f"{n}.pt", expect=meta)[0] for n in names}
+        ds = generate(cfg, progress=progress)
+    models, problems = load_surrogates(ds, names, checkpoints=args.checkpoints)
+    if problems:
+        raise WorkbenchError(next(iter(problems.values())))
+    from core.metrics import scored_horizon
+
+    steps = args.steps if args.steps is not None else scored_horizon(args.system, ds.sizes["time"] - 1)
     with tqdm_progress("evaluate", unit="model") as progress:
-        metrics = evaluate(models, ds, args.split, n_steps=args.steps, progress=progress)
-    summary = summarize(metrics)
-    rows = [[m, r["rmse"], r["rmse_std"], r["mae"], r["hct"], r["hct_std"], int(r["samples"])]
+        metrics = evaluate(models, ds, args.split, n_steps=steps, progress=progress)
+    summary = rank(summarize(metrics))
+    rows = [[m, f"{r['diverged']}/{r['samples']}", r.get("nrmse_10", float("nan")),
+             r.get("nrmse_25", float("nan")), r["nrmse"], r["rmse"], r["mae"], r["hct"]]
             for m, r in summary.iterrows()]
-    print(markdown_table(["model", "RMSE", "± std", "MAE", "HCT", "± std", "samples"], rows))
+    print(f"{args.system}: {args.split} split, {steps} steps (Δt = {metrics.attrs['dt_coarse']:g})")
+    print(markdown_table(["model", "diverged", "nRMSE@10", "nRMSE@25", "nRMSE", "RMSE", "MAE", "HCT"], rows))
     return 0
