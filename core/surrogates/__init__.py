@@ -90,7 +90,8 @@ def load_surrogates(ds: Any, names: Sequence[str], *, checkpoints: Path | None =
             models[name] = MeanField.from_dataset(ds)
         else:
             try:
-                models[name], _ = load_checkpoint(checkpoint_path(meta.system, name, checkpoints), expect=meta)
+                path = checkpoint_path(meta.system, name, checkpoints)
+                models[name], _ = load_checkpoint(path, expect=meta)
             except WorkbenchError as exc:
                 problems[name] = str(exc)
     return models, problems
