@@ -68,7 +68,22 @@ def test_same_size_garbage_is_caught_by_the_checksum_that_data_list_uses(copy):
     open_dataset(copy)  # sizes are intact: the cheap check cannot see it
     with pytest.raises(WorkbenchError, match=r"sample 2: 'u' .*CRC-32 differs"):
         open_dataset(copy, verify="checksum")
-    assert list_datasets(copy.parent)[0]["valid"] is False
+    assert list_datasets(copy.parent)[0]["valid"] is True  # the app's cheap listing
+    assert list_datasets(copy.parent, verify="checksum")[0]["valid"] is False
+
+
+def test_data_list_verifies_every_byte(copy, capsys):
+    from core.cli import main
+
+    chunk = _chunk(copy, "v_fine", 0)
+    data = bytearray(chunk.read_bytes())
+    data[-3] ^= 0x01
+    chunk.write_bytes(bytes(data))
+    assert main(["data", "list", "--cache", str(copy.parent)]) == 0
+    out = capsys.readouterr().out
+    assert "INVALID: damaged: sample 0: 'v_fine'" in out and copy.name in out
+    assert main(["data", "list", "--quick", "--cache", str(copy.parent)]) == 0
+    assert "INVALID" not in capsys.readouterr().out
 
 
 def test_several_problems_are_summed_up_in_one_sentence(copy):

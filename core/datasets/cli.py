@@ -35,8 +35,10 @@ def register(subparsers) -> None:
     gen.add_argument("--overwrite", action="store_true", help="regenerate even if the cache holds it")
     gen.set_defaults(func=_generate)
 
-    lst = sub.add_parser("list", help="table of cached datasets")
+    lst = sub.add_parser("list", help="table of cached datasets, each checked chunk by chunk")
     lst.add_argument("--cache", type=Path, default=None)
+    lst.add_argument("--quick", action="store_true",
+                     help="check chunk presence and sizes only, not their bytes (CRC-32)")
     lst.set_defaults(func=_list)
 
 
@@ -103,11 +105,19 @@ def _path(cfg, cache) -> Path:
     return dataset_path(cfg, cache)
 
 
+def _short_error(error: str, path: str) -> str:
+    """The error without the store's path (the table's last column) and the regenerate hint."""
+    for prefix in (f"dataset store {path!r} is ", f"dataset {path!r} is ", f"dataset {path!r} "):
+        error = error.replace(prefix, "", 1)
+    error = error.split("; delete ", 1)[0]
+    return error if len(error) <= 110 else error[:107] + "..."
+
+
 def _list(args: argparse.Namespace) -> int:
     from core.datasets import list_datasets
     from core.io import cache_dir
 
-    rows = list_datasets(args.cache)
+    rows = list_datasets(args.cache, verify="size" if args.quick else "checksum")
     folder = args.cache or cache_dir()
     if not rows:
         print(f"no datasets in {folder}")
@@ -117,7 +127,7 @@ def _list(args: argparse.Namespace) -> int:
     for r in rows:
         sz = r["sizes"]
         grid = "x".join(str(sz[d]) for d in ("z", "y", "x") if d in sz) or "-"
-        status = r["created"] if r["valid"] else "INVALID: " + r["error"][:60]
+        status = r["created"] if r["valid"] else "INVALID: " + _short_error(r["error"], r["path"])
         table.append([r["key"], r["system"], r["preset"], r["n_samples"], sz.get("time", "-"),
                       f"{sz.get('burst', '-')}x{sz.get('step', 1) - 1}" if r["valid"] else "-", grid,
                       f"{r['bytes'] / 1e6:.1f}", status, r["path"]])

@@ -230,9 +230,14 @@ def _disk_bytes(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
-def list_datasets(cache: Path | None = None) -> list[dict[str, Any]]:
+def list_datasets(cache: Path | None = None, verify: str = "size") -> list[dict[str, Any]]:
     """The stores in the cache, oldest first: key, system, preset, n_samples, sizes, path, created,
-    bytes (on disk), valid and (for unreadable stores) error."""
+    bytes (on disk), valid and (for unreadable or damaged stores) error.
+
+    Every store is checked as `open_dataset(path, verify)` does ("checksum" reads every byte, which
+    `python -m core data list` does; "size" costs one `stat` per chunk). Replacements and
+    temporary stores left by killed runs are repaired or removed first.
+    """
     folder = Path(cache) if cache is not None else cache_dir()
     if not folder.is_dir():
         return []
@@ -242,7 +247,7 @@ def list_datasets(cache: Path | None = None) -> list[dict[str, Any]]:
     rows = []
     for path in sorted(p for p in folder.glob("*.zarr") if not p.name.startswith(".")):
         try:
-            ds = open_dataset(path, verify="checksum")
+            ds = open_dataset(path, verify=verify)
             a = ds.attrs
             rows.append({"key": a["key"], "system": a["system"], "preset": a["preset"],
                          "n_samples": a["n_samples"], "sizes": dict(ds.sizes), "path": str(path),
