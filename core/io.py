@@ -76,6 +76,10 @@ def ensure_writable_dir(path: Path) -> Path:
 #: whatever wrote it once it is older than this
 STALE_TMP_SECONDS = 2 * 24 * 3600
 _TMP_RE = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)-(?P<host>[0-9a-f]{8})\.(?P<ns>\d+)\.tmp$")
+#: names written before the host tag existed (`.<name>.<pid>.<ns>.tmp`, `.<name>.<pid>.old.tmp`): their
+#: host is unknown, so a dead pid only counts after LEGACY_GRACE_SECONDS
+_LEGACY_TMP_RE = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.(?:\d+|old)\.tmp$")
+LEGACY_GRACE_SECONDS = 3600.0
 
 
 def _host_tag() -> str:
@@ -125,13 +129,17 @@ def clean_stale_tmp(folder: Path, name: str | None = None) -> list[Path]:
     host, now = _host_tag(), time.time()
     for entry in entries:
         m = _TMP_RE.match(entry.name)
-        if not m or (name is not None and m["name"] != name):
+        legacy = None if m else _LEGACY_TMP_RE.match(entry.name)
+        found = m or legacy
+        if not found or (name is not None and found["name"] != name):
             continue
         try:
             age = now - entry.lstat().st_mtime
         except OSError:
             continue
-        dead = m["host"] == host and int(m["pid"]) != os.getpid() and not _pid_alive(int(m["pid"]))
+        pid = int(found["pid"])
+        same_host = m["host"] == host if m else age > LEGACY_GRACE_SECONDS
+        dead = same_host and pid != os.getpid() and not _pid_alive(pid)
         if dead or age > STALE_TMP_SECONDS:
             _remove(entry)
             if not entry.exists():

@@ -171,9 +171,18 @@ def test_stale_temporaries_of_killed_writers_are_removed(tmp_path):
     foreign_new.write_text("x")
     users = tmp_path / ".store.notes.tmp"  # not a name the workbench makes
     users.write_text("x")
+    legacy_old = tmp_path / f".store.{dead_pid}.12345.tmp"  # named by earlier versions, 2 h old
+    legacy_old.mkdir()
+    two_hours = time.time() - 7200
+    os.utime(legacy_old, (two_hours, two_hours))
+    legacy_aside = tmp_path / f".store.{dead_pid}.old.tmp"
+    legacy_aside.mkdir()
+    os.utime(legacy_aside, (two_hours, two_hours))
+    legacy_new = tmp_path / f".store.{dead_pid}.67890.tmp"  # host unknown and recent: kept for now
+    legacy_new.mkdir()
     removed = clean_stale_tmp(tmp_path)
-    assert sorted(removed) == sorted([stale, foreign_old])
-    assert live.exists() and foreign_new.exists() and users.exists()
+    assert sorted(removed) == sorted([stale, foreign_old, legacy_old, legacy_aside])
+    assert live.exists() and foreign_new.exists() and users.exists() and legacy_new.exists()
     # atomic_path sweeps its own target's leftovers on the way in
     stale.mkdir()
     with atomic_path(tmp_path / "store", replace_dir=_ours) as tmp:
