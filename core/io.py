@@ -141,6 +141,13 @@ def clean_stale_tmp(folder: Path, name: str | None = None) -> list[Path]:
         same_host = m["host"] == host if m else age > LEGACY_GRACE_SECONDS
         dead = same_host and pid != os.getpid() and not _pid_alive(pid)
         if dead or age > STALE_TMP_SECONDS:
+            target = folder / found["name"]
+            if entry.name.endswith(".old.tmp") and not (target.exists() or target.is_symlink()):
+                # earlier versions moved the previous folder here before renaming the new one in:
+                # killed in between, this is the only copy left, so it goes back, never away
+                with contextlib.suppress(OSError):
+                    os.replace(entry, target)
+                continue
             _remove(entry)
             if not entry.exists():
                 removed.append(entry)

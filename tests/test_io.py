@@ -183,6 +183,10 @@ def test_stale_temporaries_of_killed_writers_are_removed(tmp_path):
     removed = clean_stale_tmp(tmp_path)
     assert sorted(removed) == sorted([stale, foreign_old, legacy_old, legacy_aside])
     assert live.exists() and foreign_new.exists() and users.exists() and legacy_new.exists()
+    orphan = tmp_path / f".lost.{dead_pid}.old.tmp"  # an earlier version killed between its renames
+    _make_dir(orphan, "previous")
+    os.utime(orphan, (two_hours, two_hours))
+    assert clean_stale_tmp(tmp_path) == [] and (tmp_path / "lost" / "MARK").read_text() == "previous"
     # atomic_path sweeps its own target's leftovers on the way in
     stale.mkdir()
     with atomic_path(tmp_path / "store", replace_dir=_ours) as tmp:
