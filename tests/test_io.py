@@ -175,7 +175,8 @@ def test_stale_temporaries_of_killed_writers_are_removed(tmp_path):
     legacy_old.mkdir()
     two_hours = time.time() - 7200
     os.utime(legacy_old, (two_hours, two_hours))
-    legacy_aside = tmp_path / f".store.{dead_pid}.old.tmp"
+    (tmp_path / "other").mkdir()  # its replacement finished: the aside copy is garbage
+    legacy_aside = tmp_path / f".other.{dead_pid}.old.tmp"
     legacy_aside.mkdir()
     os.utime(legacy_aside, (two_hours, two_hours))
     legacy_new = tmp_path / f".store.{dead_pid}.67890.tmp"  # host unknown and recent: kept for now
