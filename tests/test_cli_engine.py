@@ -35,8 +35,8 @@ def test_a_garbled_elf_is_one_sentence(tmp_path, content):
 
     elf = tmp_path / "firmware.elf"
     elf.write_bytes(content)
-    with pytest.raises(WorkbenchError, match=r"firmware '.*firmware.elf' is not a loadable Cortex-M ELF image "
-                                             r"\(\w+: .*\); rebuild it") as info:
+    pattern = r"firmware '.*firmware.elf' is not a loadable Cortex-M ELF image \(\w+: .*\); rebuild it"
+    with pytest.raises(WorkbenchError, match=pattern) as info:
         run(_build(elf), {})
     assert "\n" not in str(info.value)
 
