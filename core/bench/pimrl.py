@@ -56,6 +56,10 @@ def register(bench_subparsers: Any) -> None:
     p.add_argument("--name", default=None, help="result file name under data/results/ "
                                                 "(default bench_pimrl, or bench_pimrl_<budget>)")
     p.add_argument("--device", default="cpu", help="training device (cpu | cuda)")
+    p.add_argument("--speed", type=int, default=None, metavar="STEPS",
+                   help="only time rollouts of STEPS coarse steps vs the reference solver (untrained "
+                        "models of the same architecture: speed does not depend on the weights) -> "
+                        "bench_pimrl_speed_<preset>.{md,json}")
     p.set_defaults(func=_run)
 
 
@@ -112,10 +116,12 @@ def train_one(system: str, preset: str, budget: str, seed: int, name: str, threa
     if out.is_file():
         _, payload = load_checkpoint(out)
         if payload.get("iteration") == config.total and payload.get("finished"):
-            return {"path": str(out), "train_s": float(payload.get("train_s", 0.0)), "reused": True}
+            return {"path": str(out), "train_s": float(payload.get("train_s", 0.0)), "reused": True,
+                    "diverged_at": payload.get("diverged_at")}
         resume = out
     t0 = time.perf_counter()
-    res = train(name, ds, config, progress=progress, resume=resume, device=device, out=out)
+    res = train(name, ds, config, progress=progress, resume=resume, device=device, out=out,
+                stop_on_divergence=True)
     seconds = time.perf_counter() - t0
     from core.pimrl.base import save_checkpoint
 
@@ -124,10 +130,10 @@ def train_one(system: str, preset: str, budget: str, seed: int, name: str, threa
         prior = float(load_checkpoint(resume)[1].get("train_s", 0.0))
     save_checkpoint(out, res.model, res.meta, res.config, res.history, iteration=config.total,
                     extra={"finished": True, "train_s": prior + seconds, "validation": res.validation,
-                           "best": res.best})
+                           "best": res.best, "diverged_at": res.diverged_at})
     print(f"[bench pimrl] {system} {name} seed {seed}: {config.total} iterations, {seconds:.0f} s, best val "
           f"nRMSE {res.best.get('score', float('nan')):.4g} at {res.best.get('iteration')}", flush=True)
-    return {"path": str(out), "train_s": prior + seconds, "reused": False}
+    return {"path": str(out), "train_s": prior + seconds, "reused": False, "diverged_at": res.diverged_at}
 
 
 def time_rollouts(model: Any, ds: Any, system: Any, steps: int) -> dict[str, float]:
@@ -198,6 +204,8 @@ def aggregate(per_seed: list[dict[str, dict[str, Any]]]) -> dict[str, dict[str, 
         first = [r["first_diverged"] for r in runs if r["first_diverged"] > 0]
         a["first_diverged"] = int(min(first)) if first else 0
         a["params"] = runs[0].get("params", 0)
+        a["train_diverged_at"] = [r["train_diverged_at"] for r in runs
+                                  if r.get("train_diverged_at") is not None]
         out[name] = a
     pers = out.get("persistence", {}).get("nrmse_10", (np.nan, 0))[0]
     for a in out.values():
@@ -235,7 +243,9 @@ def table(results: dict[str, dict[str, Any]]) -> str:
         agg = res["aggregate"]
         for name, a in agg.items():
             rows.append([system, name, f"{a['diverged']}/{a['trajectories']}"
-                         + (f" (step {a['first_diverged']})" if a["first_diverged"] else ""),
+                         + (f" (step {a['first_diverged']})" if a["first_diverged"] else "")
+                         + (f"; training stopped at a non-finite loss (iteration {a['train_diverged_at']})"
+                            if a.get("train_diverged_at") else ""),
                          _fmt(a["nrmse_10"]), _fmt(a["nrmse_25"]), _fmt(a["nrmse"]), _fmt(a["rmse"]),
                          _fmt(a["hct"]), f"{a['vs_persistence_10']:.3g}", a["params"] or "",
                          f"{a['train_s'][0]:.0f}" if "train_s" in a else "",
@@ -309,6 +319,67 @@ def ship(system: str, preset: str, name: str, path: str, row: dict[str, Any], co
             "bytes": dest.stat().st_size}
 
 
+def speed(preset: str, systems: list[str], models: list[str], steps: int,
+          progress: Progress = no_progress) -> list[list[Any]]:
+    """Rows (system, grid, model, model s, solver s, speedup) for `steps` coarse steps from a test-like
+    initial state: each model (batch 1, no grad, one thread) vs core.physics.simulate, in one process."""
+    import torch
+
+    from core.datasets import DatasetConfig
+    from core.physics import simulate
+    from core.pimrl.base import DataMeta
+    from core.surrogates import build_model
+
+    rows = []
+    for i, system in enumerate(systems):
+        cfg = DatasetConfig(system=system, preset=preset).resolved()
+        solver = cfg.solver()
+        meta = DataMeta(system, solver.ndim, len(solver.fields), solver.n, solver.dx, cfg.dt_fine, cfg.k,
+                        cfg.k * cfg.dt_fine, cfg.key(), preset, solver.fields)
+        u0 = solver.initial_condition(np.random.default_rng(0))
+        every = int(round(meta.dt_coarse / solver.dt))
+        t0 = time.perf_counter()
+        simulate(solver, u0, steps * every, record_every=every)
+        t_ref = time.perf_counter() - t0
+        x = torch.as_tensor(u0, dtype=torch.float32)[None]
+        for name in models:
+            torch.manual_seed(0)
+            model = build_model(name, meta).eval()
+            with torch.no_grad():
+                model(x, 1)  # warm-up (allocations, lazy init)
+                t0 = time.perf_counter()
+                model(x, steps)
+                t_model = time.perf_counter() - t0
+            rows.append([system, "×".join(map(str, meta.n)), name, t_model, t_ref, t_ref / t_model])
+            progress(i, len(systems), f"{system} {name}")
+    return rows
+
+
+def _run_speed(args: argparse.Namespace, systems: list[str], models: list[str]) -> int:
+    import torch
+
+    from core.io import tqdm_progress, write_result
+    from core.limits import check_number
+
+    steps = check_number("--speed", args.speed, minimum=1, integer=True)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with tqdm_progress("bench pimrl speed") as progress:
+            rows = speed(args.preset, systems, models, steps, progress)
+    finally:
+        torch.set_num_threads(threads)
+    md = markdown_table(["system", "grid", "model", "model s", "solver s", "speedup"], rows)
+    header = (f"# PIMRL rollout speed ({args.preset} preset, {steps} coarse steps)\n\n"
+              "Model: batch 1, no grad, one torch thread, untrained weights of the benchmark's "
+              "architecture (speed does not depend on the weights). Solver: core.physics.simulate "
+              "(numpy) over the same horizon, same process. Speedup = solver s / model s.\n\n")
+    write_result(args.name or f"bench_pimrl_speed_{args.preset}", header + md, {"rows": rows},
+                 {"preset": args.preset, "systems": systems, "models": models, "steps": steps})
+    print(md)
+    return 0
+
+
 def _run(args: argparse.Namespace) -> int:
     import concurrent.futures
     import multiprocessing
@@ -323,6 +394,8 @@ def _run(args: argparse.Namespace) -> int:
     systems = _csv(args.systems, SYSTEMS, SYSTEMS, "system")
     models = _csv(args.models, COMPARED + ABLATED, COMPARED + ABLATED, "model")
     seeds = _seeds(args.seeds)
+    if args.speed is not None:
+        return _run_speed(args, systems, models)
     if args.budget not in BUDGETS:
         raise unknown("training budget", args.budget, BUDGETS)
     name = args.name or ("bench_pimrl" if args.budget == "full" else f"bench_pimrl_{args.budget}")
@@ -360,6 +433,7 @@ def _run(args: argparse.Namespace) -> int:
             rows, metrics = score_seed(s, args.preset, seed, paths)
             for m in models:
                 rows[m]["train_s"] = trained[(s, seed, m)]["train_s"]
+                rows[m]["train_diverged_at"] = trained[(s, seed, m)].get("diverged_at")
             per_seed.append(rows)
             metric_sets.append(metrics)
         agg = aggregate(per_seed)

@@ -110,6 +110,7 @@ class TrainResult:
     config: TrainConfig
     validation: list[dict[str, Any]] = field(default_factory=list)
     best: dict[str, Any] = field(default_factory=dict)
+    diverged_at: int | None = None
 
 
 def plan(model: Surrogate, config: TrainConfig) -> list[tuple[str, int, int]]:
@@ -218,9 +219,13 @@ def validation_score(model: Surrogate, frames: torch.Tensor, steps: int, starts:
 
 def train(name: str, ds: Any, config: TrainConfig, progress: Progress = no_progress,
           resume: Path | None = None, device: str | None = None, out: Path | None = None,
-          **model_overrides: Any) -> TrainResult:
+          stop_on_divergence: bool = False, **model_overrides: Any) -> TrainResult:
     """Train model `name` on dataset `ds` (core.datasets); save to `out` (every `checkpoint_every`
     iterations and at the end). `resume` continues from a checkpoint of the same run exactly.
+
+    A non-finite loss raises WorkbenchError, or with `stop_on_divergence` ends training there and
+    keeps the best validated state so far (`result.diverged_at` records the iteration; the
+    benchmark reports it rather than losing every other run).
     """
     from core.datasets import CoarseWindows, FineWindows, trajectories
     from core.surrogates import build_model
@@ -263,8 +268,11 @@ def train(name: str, ds: Any, config: TrainConfig, progress: Progress = no_progr
             batch = samplers["fine" if stage == "fine" else "coarse"].batch(config.batch_size, device)
             loss = _loss(model, stage, batch, length, config, gen)
             if not torch.isfinite(loss):
-                raise WorkbenchError(f"training {name} diverged at iteration {i} ({stage} stage, loss "
-                                     f"{loss.item()}); lower lr or the rollout length")
+                if not stop_on_divergence:
+                    raise WorkbenchError(f"training {name} diverged at iteration {i} ({stage} stage, loss "
+                                         f"{loss.item()}); lower lr or the rollout length")
+                state["diverged_at"] = i
+                break
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
@@ -282,12 +290,15 @@ def train(name: str, ds: Any, config: TrainConfig, progress: Progress = no_progr
                     and done < config.total:
                 _save(out, model, meta, config, opt, gen, done, state)
             progress(done, config.total, f"{stage} loss {history[-1]:.3g}")
+        if "diverged_at" in state:
+            break
     seconds = time.perf_counter() - t0
     if state["best_state"] is not None:
         model.load_state_dict(state["best_state"])
     model.eval()
     path = _save(out, model, meta, config, opt, gen, config.total, state) if out else None
-    return TrainResult(model, history, seconds, path, meta, config, state["validation"], state["best"])
+    return TrainResult(model, history, seconds, path, meta, config, state["validation"], state["best"],
+                       state.get("diverged_at"))
 
 
 def _has_split(ds: Any, split: str) -> bool:
