@@ -265,7 +265,8 @@ class Execution:
     result: RunResult
 
 
-def execute(program: Program, build: Build, x: np.ndarray, target: Target | None = None) -> Execution:
+def execute(program: Program, build: Build, x: np.ndarray, target: Target | None = None,
+            count_flash: bool = True) -> Execution:
     """Write `x` (int8, the graph input's shape) into the arena, run, read every layer's output."""
     x = np.asarray(x)
     if x.dtype != np.int8 or x.size != program.input_size:
@@ -290,6 +291,7 @@ def execute(program: Program, build: Build, x: np.ndarray, target: Target | None
         layer_names=program.layers + ["(done)"],
         on_layer_end=on_end,
         target=target,
+        count_flash=count_flash,
     )
     outs = [snaps[i] for i in range(len(program.layers))]
     if "se_cmsis_status" in build.symbols:

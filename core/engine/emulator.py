@@ -83,6 +83,7 @@ def run(
     on_layer_end: Callable[[int, Callable[[int, int], bytes]], None] | None = None,
     target: Target | None = None,
     max_instructions: int = 2_000_000_000,
+    count_flash: bool = True,
 ) -> RunResult:
     """Run `build` from reset to `se_halt`.
 
@@ -90,6 +91,9 @@ def run(
     read: symbol name -> byte count read back after the run (e.g. the logits).
     on_layer_end(layer, read_mem): called when layer `layer` finishes (next marker or halt);
     `read_mem(address, size)` reads emulated memory, so the caller can snapshot the layer's output.
+    count_flash: count 32-byte flash lines read as data (the conservative cycle bound's wait states);
+    a Python hook on every .rodata read, which makes weight-heavy runs about 5x slower. False leaves
+    `flash_lines` at 0 (then the conservative bound assumes every weight read hits the cache).
     """
     from unicorn import UC_HOOK_BLOCK, UC_HOOK_MEM_INVALID, UC_HOOK_MEM_READ, UC_HOOK_MEM_WRITE, UcError
     from unicorn.arm_const import UC_ARM_REG_PC
@@ -104,7 +108,7 @@ def run(
     uc.hook_add(UC_HOOK_MEM_INVALID, _on_invalid)
     uc.hook_add(UC_HOOK_MEM_WRITE, counter.on_marker, begin=MARKER_ADDRESS, end=MARKER_ADDRESS + 3)
     lo, hi = _rodata_range(build)
-    if hi > lo:  # data reads of flash constants (the weights): 32-byte line changes, per layer
+    if count_flash and hi > lo:  # data reads of flash constants (the weights): 32-byte line changes
         uc.hook_add(UC_HOOK_MEM_READ, counter.on_flash_read, begin=lo, end=hi - 1)
     halt = build.address("se_halt")
     t0 = time.perf_counter()
