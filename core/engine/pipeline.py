@@ -48,6 +48,7 @@ class Deployment:
     emulator_ips: float
     output: np.ndarray
     exact: bool | None
+    graph: Any = None
 
     def summary(self) -> dict[str, Any]:
         macs = sum(r.macs for r in self.layers)
@@ -56,6 +57,8 @@ class Deployment:
             "cycles_conservative": sum(r.cycle_bounds[1] for r in self.layers),
             "cmsis_nn_layers": sum(r.backend == "cmsis-nn" for r in self.layers),
             "flash_bytes": self.build.flash_bytes,
+            "code_bytes": self.build.sections.get(".text", 0) + self.build.sections.get(".isr_vector", 0),
+            "code_bytes_estimate": _code_estimate(self),
             "sram_bytes": self.build.sram_bytes,
             "arena_bytes": self.program.arena_bytes,
             "macs": macs,
@@ -67,6 +70,19 @@ class Deployment:
             "bit_exact": self.exact,
             "sparse_layers": sum(r.storage == "sparse" for r in self.layers),
         }
+
+
+def _code_estimate(dep: Deployment) -> int | None:
+    """The code-size model's estimate (core.engine.codesize) for this program's storage, no build
+    (None for programs with CMSIS-NN layers, whose code the model does not cover)."""
+    from core.engine.codesize import estimate
+
+    if dep.graph is None or "cmsis-nn" in dep.program.backends:
+        return None
+    layers = {r.name: r for r in dep.layers}
+    fmts = dep.program.formats
+    storage = {n: "sparse" if f.sparse else "dense" for n, f in fmts.items() if n in layers}
+    return int(estimate(dep.graph, storage, {n: f.block for n, f in fmts.items() if f.sparse})["bytes"])
 
 
 def deploy(
@@ -145,4 +161,5 @@ def deploy(
         ex.result.instructions_per_second,
         ex.output,
         None if env is None else all(r.exact for r in rows),
+        qm.graph,
     )
