@@ -152,6 +152,20 @@ class MicroCell(torch.nn.Module):
         self.names, bank, self.half = _stencils(meta, config.features, config.known)
         c = meta.channels
         self.register_buffer("bank", bank.repeat(c, *([1] * meta.ndim)).unsqueeze(1))  # (C·S, 1, *w)
+        # every stencil is a sum of 1D stencils along the axes (a "cross"), so it is applied as one
+        # (w, 1, ...) convolution per axis: 5·ndim taps instead of 5^ndim (8x fewer in 3D)
+        for axis in range(meta.ndim):
+            index = [slice(None), slice(None)] + [slice(self.half, self.half + 1)] * meta.ndim
+            index[2 + axis] = slice(None)
+            line = self.bank[tuple(index)].clone()  # (C·S, 1, 1.., w, 1..)
+            if axis > 0:  # the centre tap is counted once, in axis 0's line
+                centre = [slice(None), slice(None)] + [0] * meta.ndim
+                centre[2 + axis] = self.half
+                line[tuple(centre)] = 0.0
+            self.register_buffer(f"line{axis}", line, persistent=False)
+        lines = sum(getattr(self, f"line{a}").abs().sum() for a in range(meta.ndim))
+        if not torch.isclose(lines, self.bank.abs().sum()):
+            raise WorkbenchError("the micro cell's stencils must be sums of 1D stencils along the axes")
         # bounded known-term coefficients: c_max · sigmoid(θ), per (term, field)
         true = list(config.physical) if config.physical is not None else \
             [physical_coefficients(meta, t) for t in config.known]
@@ -216,7 +230,13 @@ class MicroCell(torch.nn.Module):
         nd, c, s = self.meta.ndim, self.meta.channels, len(self.names)
         padded = torch.nn.functional.pad(u, (self.half, self.half) * nd, mode="circular")
         conv = (torch.nn.functional.conv1d, torch.nn.functional.conv2d, torch.nn.functional.conv3d)[nd - 1]
-        st = conv(padded, self.bank.to(u.dtype), groups=c)  # (B, C·S, *n), per field S stencils
+        inner = slice(self.half, -self.half)
+        st = None
+        for axis in range(nd):
+            index = [slice(None), slice(None)] + [inner] * nd
+            index[2 + axis] = slice(None)  # the halo is needed along this axis only
+            part = conv(padded[tuple(index)], getattr(self, f"line{axis}").to(u.dtype), groups=c)
+            st = part if st is None else st + part  # (B, C·S, *n), per field S stencils
         return st.view(u.shape[0], c, s, *u.shape[2:])  # (B, C, S, *n)
 
     def rhs(self, u: Tensor) -> Tensor:
