@@ -114,11 +114,17 @@ def train_one(system: str, preset: str, budget: str, seed: int, name: str, threa
     out = run_dir(preset, budget) / system / f"{name}-s{seed}.pt"
     resume = None
     if out.is_file():
+        from core.io import to_jsonable
+
         _, payload = load_checkpoint(out)
-        if payload.get("iteration") == config.total and payload.get("finished"):
+        same = payload.get("train_config") == to_jsonable(config) and \
+            payload["meta"].get("dataset_key") == ds.attrs.get("key")
+        if same and payload.get("iteration") == config.total and payload.get("finished"):
             return {"path": str(out), "train_s": float(payload.get("train_s", 0.0)), "reused": True,
                     "diverged_at": payload.get("diverged_at")}
-        resume = out
+        # a run of this benchmark made with other settings is retrained from scratch (this folder
+        # holds only the benchmark's own runs)
+        resume = out if same else None
     t0 = time.perf_counter()
     res = train(name, ds, config, progress=progress, resume=resume, device=device, out=out,
                 stop_on_divergence=True)

@@ -8,8 +8,9 @@ Public face::
 model of the benchmark (a model without a stage spends its steps on the next one, see `plan`):
 
 * ``small``: tests, notebooks and the app's on-the-fly training (seconds to a minute per model);
-* ``full``: the benchmark's budget, sized to train every model to convergence on 2 CPU cores in the
-  background (`python -m core bench pimrl --budget full`); validation picks the checkpoint;
+* ``full``: the benchmark's budget (`python -m core bench pimrl --budget full`), what 2 shared CPU
+  cores train for every model of all five systems in about an hour and a half; validation picks the
+  checkpoint, and its curve (stored in every checkpoint) says whether the best state came at the end;
 * ``paper``: the peers' scale (PeRCNN: 5k–15k iterations) for a GPU.
 
 Per-system settings that the method needs (PIMRL's windows of at least 2N steps) are derived in
@@ -28,9 +29,10 @@ from core.training.loop import TrainConfig, TrainResult, lr_at, plan, train, val
 BUDGETS: dict[str, dict[str, Any]] = {
     "small": dict(pretrain_iterations=20, macro_iterations=20, iterations=60, batch_size=2, rollout=8,
                   rollout_start=2, lr=3e-3, val_steps=10, val_starts=2),
-    # ~1000 optimizer steps per model (PeRCNN: 5k-15k at batch 1 on a GPU); the validation curve in
-    # each checkpoint shows where the best state was reached
-    "full": dict(pretrain_iterations=300, macro_iterations=200, iterations=500, batch_size=4, rollout=8,
+    # 500 optimizer steps per model at batch 2: what 2 shared CPU cores train for all five systems
+    # in about an hour and a half (PeRCNN: 5k-15k at batch 1 on a GPU); the validation curve kept in
+    # each checkpoint shows whether the best state came at the end (not converged) or before
+    "full": dict(pretrain_iterations=200, macro_iterations=100, iterations=200, batch_size=2, rollout=8,
                  rollout_start=2, lr=3e-3, val_every=50, val_steps=25, val_starts=4, checkpoint_every=50),
     "paper": dict(pretrain_iterations=2000, macro_iterations=2000, iterations=8000, batch_size=8,
                   rollout=16, rollout_start=2, lr=1e-3, val_every=250, val_steps=25, val_starts=8,
