@@ -398,12 +398,14 @@ class RolloutPage(pn.viewable.Viewer):
         if data is None:
             self.state = "idle"
             return
-        n_done = data.get("computed", 0) if self.runner.stopping else data["n_steps"]
-        n_done = max(n_done, data.get("shown", 0))
-        state = "stopped" if n_done < data["n_steps"] else "done"
+        shown, computed = data.get("shown", 0), data.get("computed", 0)
+        stopped = self.runner.stopping and shown < data["n_steps"]
+        state = "stopped" if stopped else "done"
         self.param.update(fps=data["fps"])
-        self.param.update(state=state, n_done=n_done, step=max(data.get("shown", 0), 1),
-                          message=f"{state} after {n_done} steps · {self.fps:.1f} frames/s delivered")
+        # every computed frame is kept for the scrubber (frames are computed ahead of the display)
+        self.param.update(state=state, n_done=max(computed, shown), step=max(shown, 1),
+                          message=f"{state} after {shown} steps ({computed} computed) · "
+                                  f"{self.fps:.1f} frames/s delivered")
         self._show(max(data.get("shown", 0), 1))
 
     # ------------------------------------------------------------------------------- display --
