@@ -67,7 +67,19 @@ def page(i: int) -> pn.viewable.Viewer:
 
 
 tabs = pn.Tabs(*[(m.TITLE, h) for m, h in zip(modules, holders, strict=True)], dynamic=False)
-sidebar = pn.Column(page(0).sidebar(), sizing_mode="stretch_width")
+
+
+def _first_tab() -> int:
+    """`?class=1` opens on Class mode (a prepared story for a lesson); otherwise the first page."""
+    args = pn.state.session_args if pn.state.curdoc is not None else {}
+    wanted = (args.get("class") or [b""])[0].decode() not in ("", "0")
+    titles = [m.TITLE for m in modules]
+    return titles.index("Class mode") if wanted and "Class mode" in titles else 0
+
+
+first = _first_tab()
+tabs.active = first
+sidebar = pn.Column(page(first).sidebar(), sizing_mode="stretch_width")
 
 
 def _switch_sidebar(event) -> None:

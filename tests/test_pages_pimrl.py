@@ -197,3 +197,19 @@ def test_error_page_data_config_longer_macro_step_keeps_the_horizon():
     longer = ea.data_config("burgers2d", "cpu", True, 2).resolved()
     assert longer.k == 2 * base.k
     assert (longer.n_coarse - 1) * longer.k == (base.n_coarse - 1) * base.k
+
+
+def test_class_mode_computes_once_and_later_sessions_read_the_disk_cache(no_checkpoints, notes, monkeypatch):
+    from pages import class_mode as cm
+
+    monkeypatch.setattr(cm, "STORY", cm.STORY[:1])  # the Euler vs RK4 chapter: schemes only, seconds
+    first = cm.create()
+    assert first.runner.wait(300) and first.runner.error == ""
+    (result,) = first.results.values()
+    assert not result["cached"] and first._plot.object is not None
+    second = cm.create()  # another browser: nothing computed again
+    assert second.runner.wait(60)
+    (again,) = second.results.values()
+    assert again["cached"]
+    np.testing.assert_allclose(again["metrics"].rmse.values, result["metrics"].rmse.values, rtol=1e-6)
+    assert "| euler (dt=Δt) |" in second._table.object

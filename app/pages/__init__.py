@@ -19,6 +19,7 @@ PAGE_MODULES: list[str] = [
     "pages.rollout",
     "pages.error_accumulation",
     "pages.nas_explorer",
+    "pages.class_mode",
 ]
 
 #: (TITLE, EXTENSIONS) of the page modules, so the shell can draw its tabs without importing a page
@@ -28,6 +29,7 @@ PAGE_INFO: dict[str, tuple[str, tuple[str, ...]]] = {
     "pages.rollout": ("Rollout", ("vtk", "katex")),
     "pages.error_accumulation": ("Error accumulation", ()),
     "pages.nas_explorer": ("NAS explorer", ("tabulator",)),
+    "pages.class_mode": ("Class mode", ()),
 }
 
 
