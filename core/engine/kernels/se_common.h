@@ -120,7 +120,7 @@ SE_INLINE int se_rq2_prepare(se_rq2_t *rq, int32_t mult, int32_t shift, int32_t 
   if (mult < 0 || shift > -1 || shift < -21 || out_zp < -128 || out_zp > 128) return 0;
   rq->mult = mult;
   rq->right = -shift;
-  rq->c = (int32_t)(1u << (rq->right - 1)) + out_zp * (int32_t)(1u << rq->right);
+  rq->c = (int32_t)((uint32_t)(2 * out_zp + 1) << (rq->right - 1)); /* 2^(r-1) + out_zp * 2^r */
   rq->lo = act_min;
   rq->hi = act_max;
   rq->clamp = !(act_min == -128 && act_max == 127);

@@ -151,13 +151,15 @@ SE_INLINE void ${NAME}_os_body(const int8_t *x, int32_t Cin, int32_t npix, int32
 SE_INLINE void ${NAME}_os(const int8_t *in, int32_t Cin, int32_t npix, int32_t oa,
                                                  int32_t ob, uint32_t wa, uint32_t wb, int32_t two, int32_t bias2,
                                                  se_rq2_t rq, int8_t *out, int32_t Cout, const int32_t *acc_in) {
-  int32_t wal, wah, wbl, wbh;
+  int32_t wal, wah, wbl = 0, wbh = 0;
   se_unpack_reordered(wa, &wal, &wah);
-  se_unpack_reordered(wb, &wbl, &wbh);
   wal = (int32_t)__sadd16((uint32_t)wal, (uint32_t)wal);
   wah = (int32_t)__sadd16((uint32_t)wah, (uint32_t)wah);
-  wbl = (int32_t)__sadd16((uint32_t)wbl, (uint32_t)wbl);
-  wbh = (int32_t)__sadd16((uint32_t)wbh, (uint32_t)wbh);
+  if (two) {
+    se_unpack_reordered(wb, &wbl, &wbh);
+    wbl = (int32_t)__sadd16((uint32_t)wbl, (uint32_t)wbl);
+    wbh = (int32_t)__sadd16((uint32_t)wbh, (uint32_t)wbh);
+  }
   if (rq.clamp)
     ${NAME}_os_body(in + oa, Cin, npix, ob - oa, wal, wah, wbl, wbh, two, bias2, rq, out, Cout, acc_in);
   else
@@ -196,13 +198,15 @@ void ${NAME}(const int8_t *in, int32_t H, int32_t W, int32_t Cin, const uint8_t 
       const uint8_t *e = entries;
       for (int32_t t = 0; t < count; t++, e += 1 + B) {
         blk += 1 + (int32_t)(int8_t)e[0] + 128;
-        uint32_t nz = 0;
-        for (int32_t j = 0; j < B; j++) nz |= (uint8_t)e[1 + j];
-        if (!nz) continue; /* a filler entry */
         if (B == 4) { /* k0, k1: the first two kept blocks; then (kp, k1) slide to the last two */
           const uint32_t w4 = se_read_u32((const int8_t *)e + 1);
+          if (!w4) continue; /* a filler entry */
           if (kept == 0) { k0 = blk * 4; w0 = w4; }
           else { kp = k1; wp = w1; k1 = blk * 4; w1 = w4; }
+        } else {
+          uint32_t nz = 0;
+          for (int32_t j = 0; j < B; j++) nz |= (uint8_t)e[1 + j];
+          if (!nz) continue; /* a filler entry */
         }
         kept++;
       }
