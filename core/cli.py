@@ -28,6 +28,7 @@ BENCHMARKS: list[str] = [
     "core.physics.bench",  # bench solvers
     "core.tinyformer.bench",  # bench nas
     "core.bench.pimrl",  # bench pimrl
+    "core.appbench",  # bench app
 ]
 
 

@@ -213,3 +213,29 @@ def test_class_mode_computes_once_and_later_sessions_read_the_disk_cache(no_chec
     assert again["cached"]
     np.testing.assert_allclose(again["metrics"].rmse.values, result["metrics"].rmse.values, rtol=1e-6)
     assert "| euler (dt=Δt) |" in second._table.object
+
+
+def test_stop_while_preparing_wins(no_checkpoints, notes, monkeypatch):
+    """Stop pressed while data and models load: nothing is rolled out and the page is startable."""
+    import threading
+
+    entered, release = threading.Event(), threading.Event()
+    real = ro.prepare
+
+    def slow_prepare(*args):
+        progress = args[-1]
+        entered.set()
+        release.wait(30)
+        progress(0, 1, "still loading")  # the next progress report after Stop
+        return real(*args)
+
+    monkeypatch.setattr(ro, "prepare", slow_prepare)
+    page = ro.RolloutPage(system="kdv1d", size=ro.SIZES[1], models=["rk4"], n_steps=5)
+    page.start()
+    assert entered.wait(30) and page.state == "preparing"
+    page.stop()
+    release.set()
+    assert page.wait(60)
+    assert page.state == "idle" and page._data is None and page.runner.message == "cancelled"
+    page.start()  # startable again, and this time it runs
+    assert page.wait(120) and page.state == "done" and page.n_done == 5

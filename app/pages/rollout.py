@@ -307,7 +307,11 @@ class RolloutPage(pn.viewable.Viewer):
         return data
 
     def _roll(self, task, d: dict[str, Any]) -> None:
-        """Compute every model's frames ahead of the display and show them at the set rate."""
+        """Compute every model's frames AHEAD of the display (a producer thread owned by this task)
+        and show them one by one at the set rate, starting once the computation will finish before
+        the display catches up."""
+        import threading
+
         from core.rollout import rollout
 
         n = d["n_steps"]
@@ -315,40 +319,56 @@ class RolloutPage(pn.viewable.Viewer):
         streams = {name: rollout(m, d["traj"][0], n, truth, dt=d["dt"],
                                  teacher_forcing=self.teacher_forcing, should_stop=lambda: task.stopping)
                    for name, m in d["models"].items()}
+        timing = {"step_s": 0.0}
+        failed: list[BaseException] = []
+
+        def produce() -> None:
+            try:
+                for step in range(1, n + 1):
+                    if task.stopping:
+                        return
+                    t0 = time.perf_counter()
+                    self._compute_step(task, d, streams, step)
+                    dt_c = time.perf_counter() - t0
+                    timing["step_s"] = dt_c if step == 1 else 0.8 * timing["step_s"] + 0.2 * dt_c
+                    d["computed"] = step
+            except BaseException as exc:  # shown by the task (the producer has no UI of its own)
+                failed.append(exc)
+
+        producer = threading.Thread(target=produce, daemon=True, name="workbench-rollout-compute")
+        producer.start()
         rate = min(self.rate, MAX_RATE_3D) if len(d["dims"]) == 3 else self.rate
-        computed = shown = 0
-        step_s, t_disp, shown_at_start, first_show = 0.0, None, 0, None
-        while shown < n and not task.stopping:
-            t0 = time.perf_counter()
-            task.checkpoint()  # blocks while paused
-            paused_for = time.perf_counter() - t0
-            if t_disp is not None:
-                t_disp += paused_for
-            if computed < n:
-                t_c = time.perf_counter()
-                computed += 1
-                self._compute_step(task, d, streams, computed)
-                dt_c = time.perf_counter() - t_c
-                step_s = dt_c if computed == 1 else 0.8 * step_s + 0.2 * dt_c
-                d["computed"] = computed
-            if t_disp is None:
-                if not start_display(n, computed, shown, step_s, rate):
-                    wait = (n - computed) * step_s - (n - shown) / rate
-                    task(computed, n, f"computing ahead: step {computed}/{n} · display starts in about "
-                                      f"{wait:.0f} s")
+        shown, first = 0, None
+        try:
+            while shown < n and not task.stopping and not failed:
+                computed = d["computed"]
+                ready = computed > shown and (first is not None or
+                                              start_display(n, computed, shown, timing["step_s"], rate))
+                if not ready:
+                    if not producer.is_alive() and d["computed"] <= shown:
+                        break
+                    wait = (n - computed) * timing["step_s"] - (n - shown) / rate
+                    task(computed, n, f"computing ahead: step {computed}/{n}"
+                                      + (f" · display starts in about {wait:.0f} s" if first is None else ""))
+                    time.sleep(0.05)
                     continue
-                t_disp, shown_at_start = time.perf_counter(), shown
-            due = min(computed, shown_at_start + 1 + int((time.perf_counter() - t_disp) * rate))
-            if due > shown:
-                shown = due
+                t_next = time.perf_counter() if first is None else first[0] + (shown + 1 - first[1]) / rate
+                time.sleep(max(0.0, t_next - time.perf_counter()))
+                task.checkpoint()  # blocks while paused
+                if first is not None and time.perf_counter() - t_next > 0.5:  # resumed after a pause
+                    first = (time.perf_counter() - (shown + 1 - first[1]) / rate, first[1])
+                shown += 1
                 task.show(self._show_live, shown)
-                first_show = first_show or (time.perf_counter(), shown)
                 task(shown, n, f"showing step {shown}/{n}")
-                if shown > first_show[1]:
-                    d["fps"] = (shown - first_show[1]) / (time.perf_counter() - first_show[0])
-            elif computed >= n:
-                time.sleep(max(0.0, min(0.05, (shown + 1 - shown_at_start) / rate
-                                        - (time.perf_counter() - t_disp))))
+                if first is None:
+                    first = (time.perf_counter(), shown)
+                elif shown > first[1]:
+                    d["fps"] = (shown - first[1]) / (time.perf_counter() - first[0])
+        finally:
+            if task.stopping:
+                producer.join(5)
+        if failed:
+            raise failed[0]
         d["shown"] = shown
 
     def _compute_step(self, task, d, streams, step: int) -> None:
