@@ -306,8 +306,15 @@ def plot_curves(system: str, metrics_by_seed: list[Any], path: Path) -> Path:
     return path
 
 
-def ship(system: str, preset: str, name: str, path: str, row: dict[str, Any], command: str) -> dict[str, Any]:
-    """Copy a finished run's weights to data/checkpoints/<system>/<name>.pt; its manifest entry."""
+def ship(system: str, preset: str, name: str, path: str, row: dict[str, Any], command: str,
+         persistence: dict[str, Any]) -> dict[str, Any]:
+    """Copy a finished run's weights to data/checkpoints/<system>/<name>.pt; its manifest entry.
+
+    Only a model that has learned is shipped: no test trajectory diverged within the first 10 steps
+    and its nRMSE there is below persistence's. Otherwise the entry records why it was not shipped
+    (and a checkpoint this benchmark shipped earlier under that name is removed), so the app and the
+    notebooks never present a model that has not learned as if it had.
+    """
     from core.datasets import DatasetConfig
     from core.pimrl.base import save_checkpoint
     from core.surrogates import checkpoint_path, load_checkpoint
@@ -315,7 +322,17 @@ def ship(system: str, preset: str, name: str, path: str, row: dict[str, Any], co
     model, payload = load_checkpoint(Path(path))
     cfg = DatasetConfig(system=system, preset=preset)
     dest = checkpoint_path(system, name, data_dir() / "checkpoints")
-    metrics = {k: row[k] for k in ("nrmse_10", "nrmse_25", "nrmse", "rmse", "hct", "diverged") if k in row}
+    keys = ("nrmse_10", "nrmse_25", "nrmse", "rmse", "hct", "diverged", "first_diverged")
+    metrics = {k: row[k] for k in keys if k in row}
+    early_divergence = 0 < row["first_diverged"] <= 10
+    if early_divergence or not row["nrmse_10"] < persistence["nrmse_10"]:
+        if dest.is_file():
+            dest.unlink()  # an earlier shipped checkpoint of this benchmark (data/checkpoints is its output)
+        reason = (f"diverged at step {row['first_diverged']}" if early_divergence else
+                  f"nRMSE over 10 steps {row['nrmse_10']:.3g} is not below persistence's "
+                  f"{persistence['nrmse_10']:.3g}")
+        return {"path": None, "not_shipped": reason, "command": command, "dataset_key": cfg.key(),
+                "dataset_config": cfg.to_dict(), "metrics": metrics, "split": "test"}
     save_checkpoint(dest, model, model.meta, payload["train_config"], payload["history"], metrics=metrics,
                     extra={"dataset_config": cfg.to_dict(), "validation": payload.get("validation", []),
                            "best": payload.get("best", {})})
@@ -450,8 +467,8 @@ def _run(args: argparse.Namespace) -> int:
                                 for m in [str(v) for v in metric_sets[0]["model"].values]}}
         plot_curves(s, metric_sets, curves_dir / f"{s}.png")
         if args.save_checkpoints:
-            entries = {m: ship(s, args.preset, m, trained[(s, seeds[0], m)]["path"], per_seed[0][m], command)
-                       for m in models}
+            entries = {m: ship(s, args.preset, m, trained[(s, seeds[0], m)]["path"], per_seed[0][m], command,
+                               per_seed[0]["persistence"]) for m in models}
             update_manifest(s, entries, note="metrics: nRMSE over the first 10/25 steps and the scored "
                             "horizon, RMSE, HCT (corr 0.8) and diverged test trajectories (core.metrics)")
     md = table(results)
