@@ -521,9 +521,9 @@ class RolloutPage(pn.viewable.Viewer):
                     self._views[name].update(pred)
             k, e = energy_spectrum(truth, nd)
             self._spectrum.set("truth", k[1:], e[1:])
-            for name, pred in preds.items():
-                if pred is not None:
-                    self._spectrum.set(name, *(a[1:] for a in energy_spectrum(pred, nd)))
+            for name, pred in preds.items():  # a diverged model's spectrum goes with its views
+                k, e = energy_spectrum(pred, nd) if pred is not None else (np.zeros(1), np.zeros(1))
+                self._spectrum.set(name, k[1:], e[1:])
         except Exception:  # one broken view (e.g. a VTK serialisation error) must not freeze the rest
             log.exception("updating the views failed")
 
