@@ -44,7 +44,7 @@ def register(bench_subparsers: Any) -> None:
     p = bench_subparsers.add_parser("pimrl", help="PIMRL vs PeRCNN / ConvLSTM / FNO (+ ablations) against "
                                                   "persistence and the mean field on the five PDE systems")
     p.add_argument("--preset", default="cpu", help="dataset/physics preset (cpu | paper)")
-    p.add_argument("--budget", default="full", help="training budget: small | full | paper (core.training)")
+    p.add_argument("--budget", default="cpu", help="training budget: small | cpu | full | paper")
     p.add_argument("--systems", default=None, help="comma-separated systems (default: all five)")
     p.add_argument("--models", default=None,
                    help="comma-separated models (default: pimrl,percnn,convlstm,fno,micro,macro,pimrl_nomp)")
@@ -421,7 +421,7 @@ def _run(args: argparse.Namespace) -> int:
         return _run_speed(args, systems, models)
     if args.budget not in BUDGETS:
         raise unknown("training budget", args.budget, BUDGETS)
-    name = args.name or ("bench_pimrl" if args.budget == "full" else f"bench_pimrl_{args.budget}")
+    name = args.name or ("bench_pimrl" if args.budget == "cpu" else f"bench_pimrl_{args.budget}")
     for system in systems:  # datasets first, in this process: workers then only read the cache
         with tqdm_progress(f"data {system}") as progress:
             generate(DatasetConfig(system=system, preset=args.preset), progress=progress)

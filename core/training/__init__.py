@@ -8,9 +8,11 @@ Public face::
 model of the benchmark (a model without a stage spends its steps on the next one, see `plan`):
 
 * ``small``: tests, notebooks and the app's on-the-fly training (seconds to a minute per model);
-* ``full``: the benchmark's budget (`python -m core bench pimrl --budget full`), what 2 shared CPU
-  cores train for every model of all five systems in about an hour and a half; validation picks the
-  checkpoint, and its curve (stored in every checkpoint) says whether the best state came at the end;
+* ``cpu``: the shipped benchmark's budget (`python -m core bench pimrl --budget cpu`), what 2 CPU
+  cores shared with other work train for every model of the five systems in about an hour;
+* ``full``: four times more steps at twice the batch, the convergence run (resumable across
+  sessions); validation picks the checkpoint, and its curve (stored in every checkpoint) says
+  whether the best state came at the end;
 * ``paper``: the peers' scale (PeRCNN: 5k–15k iterations) for a GPU.
 
 Per-system settings that the method needs (PIMRL's windows of at least 2N steps) are derived in
@@ -29,10 +31,13 @@ from core.training.loop import TrainConfig, TrainResult, lr_at, plan, train, val
 BUDGETS: dict[str, dict[str, Any]] = {
     "small": dict(pretrain_iterations=20, macro_iterations=20, iterations=60, batch_size=2, rollout=8,
                   rollout_start=2, lr=3e-3, val_steps=10, val_starts=2),
-    # 500 optimizer steps per model at batch 2: what 2 shared CPU cores train for all five systems
-    # in about an hour and a half (PeRCNN: 5k-15k at batch 1 on a GPU); the validation curve kept in
-    # each checkpoint shows whether the best state came at the end (not converged) or before
-    "full": dict(pretrain_iterations=200, macro_iterations=100, iterations=200, batch_size=2, rollout=8,
+    # 250 optimizer steps per model at batch 2: what 2 CPU cores shared with other work train for all
+    # five systems in about an hour (the shipped checkpoints and data/results/bench_pimrl.md)
+    "cpu": dict(pretrain_iterations=100, macro_iterations=50, iterations=100, batch_size=2, rollout=8,
+                rollout_start=2, lr=3e-3, val_every=25, val_steps=25, val_starts=4, checkpoint_every=25),
+    # 1000 optimizer steps per model: the convergence run, resumable across sessions (not yet run to
+    # the end); the validation curve kept in each checkpoint shows whether the best state came last
+    "full": dict(pretrain_iterations=300, macro_iterations=200, iterations=500, batch_size=4, rollout=8,
                  rollout_start=2, lr=3e-3, val_every=50, val_steps=25, val_starts=4, checkpoint_every=50),
     "paper": dict(pretrain_iterations=2000, macro_iterations=2000, iterations=8000, batch_size=8,
                   rollout=16, rollout_start=2, lr=1e-3, val_every=250, val_steps=25, val_starts=8,
