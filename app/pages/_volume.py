@@ -258,7 +258,8 @@ class SceneView(pn.viewable.Viewer):
         self.grids, self.meshes, self.actors = {}, {}, {}
         self.lut = pv.LookupTable(cmap="magma", scalar_range=err_clim, log_scale=True)
         for i, name in enumerate(["truth", *self.names]):
-            self.grids[name] = _grid(pv, self.coords, self.dims, shift=i * width)
+            # in the "iso" camera view +x runs to the left: predictions at -x put the truth leftmost
+            self.grids[name] = _grid(pv, self.coords, self.dims, shift=-i * width)
             mesh, actor = _actor(pv, (0.55, 0.6, 0.65) if name == "truth" else (0.8, 0.4, 0.3))
             if name != "truth":
                 actor.mapper.lookup_table = self.lut
