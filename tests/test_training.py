@@ -165,6 +165,7 @@ def test_cli_train_then_evaluate_with_the_references(tmp_path):
     (["evaluate", "--models", "pimrl,transformer"], "unknown model 'transformer'; known: pimrl"),
     (["train", "convlstm", "--iterations", "1e20"], "would take at least"),
     (["train", "convlstm", "--iterations", "-3"], "--iterations=-3"),
+    (["train", "convlstm", "--device", "foo"], "foo"),
 ])
 def test_cli_bad_input_is_one_line_before_any_data(tmp_path, args, message):
     r = _cli(*args, "--system", "burgers2d", "--samples", "4", "--n-coarse", "8", "--override", "n=16,16",
