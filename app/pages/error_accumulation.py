@@ -170,14 +170,9 @@ def compute(settings: dict[str, Any], progress, cache: ModelCache) -> dict[str, 
 
 def training_fingerprint() -> str:
     """Content hash of core's training loop: models trained now change when it changes."""
-    import importlib
+    import core.training.loop
 
-    for name in ("core.training.loop", "core.pimrl.train"):
-        try:
-            return file_hash(importlib.import_module(name).__file__)
-        except ImportError:
-            continue
-    return ""
+    return file_hash(core.training.loop.__file__)
 
 
 def describe(s: dict[str, Any]) -> str:
