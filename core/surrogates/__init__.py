@@ -34,6 +34,7 @@ from core.surrogates.store import (
     read_manifest,
     reference_dataset_config,
     runs_path,
+    shipped_dir,
     update_manifest,
 )
 
@@ -101,5 +102,5 @@ __all__ = [
     "ABLATIONS", "CYCLE", "LEARNED", "MODELS", "PRIORS", "REFERENCES", "MeanField", "Persistence",
     "build_model", "check_names", "checkpoint_path", "config_from_dict", "default_config", "known",
     "load_checkpoint", "load_surrogates", "read_manifest", "reference_dataset_config", "runs_path",
-    "schemes", "update_manifest",
+    "schemes", "shipped_dir", "update_manifest",
 ]
