@@ -115,7 +115,10 @@ def test_rollout_page_puts_live_frames_on_screen(page, served_app):
     assert result["fps"] > 0
     for title in ("truth", "euler", "|error| euler"):  # the region under each view's caption
         def shot(title=title):
-            box = page.get_by_text(title, exact=True).first.bounding_box()
+            caption = page.get_by_text(title, exact=True).first
+            caption.scroll_into_view_if_needed()  # the views below the fold are not painted otherwise
+            page.mouse.wheel(0, 200)  # and the image under the caption into the viewport
+            box = caption.bounding_box()
             clip = {"x": box["x"], "y": box["y"] + 25, "width": 420, "height": 280}
             return _pixels(page.screenshot(clip=clip))
         # an image of a flow, not a blank canvas (|error| on log colours has fewer distinct colours)
