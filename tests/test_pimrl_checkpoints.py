@@ -95,6 +95,7 @@ def _recompute(system: str) -> None:
         # lower error than "nothing changes" there (the benchmark reports the 0.5x target)
         assert summary.loc[name, "first_diverged"] == 0 or summary.loc[name, "first_diverged"] > 10, name
         assert summary.loc[name, "nrmse_10"] < summary.loc["persistence", "nrmse_10"], name
+        assert summary.loc[name, "nrmse_10"] < summary.loc["mean_field", "nrmse_10"], name
 
 
 @pytest.mark.parametrize("system", [s if s not in SLOW else pytest.param(s, marks=pytest.mark.slow)
