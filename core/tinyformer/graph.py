@@ -238,7 +238,7 @@ def graph_of(arch: dict[str, Any], input_shape: tuple[int, int, int] | None = No
 
     `input_shape` defaults to `(r, r, 3)` with `r = arch["resolution"]`.
     """
-    from core.tinyformer.space import validate_arch
+    from core.tinyformer.arch import validate_arch
 
     validate_arch(arch)
     r = arch["resolution"]

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from core.tinyformer.space import validate_arch
+from core.tinyformer.arch import validate_arch
 
 _ACTS = {"none": lambda x: x, "relu": F.relu, "relu6": F.relu6}
 
