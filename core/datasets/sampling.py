@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from core.cluster import check_scheduler as check_scheduler  # re-exported (core.datasets.store)
+from core.cluster import run_jobs
 from core.datasets.config import GENERATOR_VERSION, DatasetConfig, burst_starts
 from core.errors import WorkbenchError
 from core.io import Progress, command_line, no_progress
@@ -223,49 +225,15 @@ def check_budget(config: DatasetConfig, folder: Path) -> dict[str, Any]:
     return est
 
 
-def check_scheduler(scheduler: Any) -> None:
-    """Refuse a scheduler `generate` cannot use, before anything runs."""
-    if scheduler is None or scheduler == "local" or (isinstance(scheduler, str) and "://" in scheduler):
-        return
-    if type(scheduler).__name__ == "Client" and type(scheduler).__module__.startswith("distributed"):
-        return
-    raise WorkbenchError(f"scheduler={scheduler!r} is not understood; use a 'tcp://host:port' "
-                         "address, 'local', a distributed.Client, or None for in-process")
+def _trajectory(s: int, config: DatasetConfig) -> dict:
+    return simulate_trajectory(config, s)
 
 
 def _on_dask(config: DatasetConfig, scheduler: Any, progress: Progress) -> Iterator[tuple[int, dict]]:
-    """One task per trajectory on a Dask cluster; yields results as they complete."""
-    from distributed import Client, LocalCluster, as_completed
-
-    owned: list = []
-    try:
-        if isinstance(scheduler, Client):
-            client = scheduler
-        elif scheduler == "local":
-            cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
-            client = Client(cluster)
-            owned += [client, cluster]
-        elif isinstance(scheduler, str) and "://" in scheduler:
-            try:
-                client = Client(scheduler, timeout="10s")
-            except (OSError, TimeoutError) as exc:
-                raise WorkbenchError(f"cannot reach the Dask scheduler {scheduler!r} ({exc}); start one "
-                                     "(dask scheduler) or omit --scheduler to run in-process") from exc
-            owned.append(client)
-        else:
-            check_scheduler(scheduler)
-        n = config.n_samples
-        futures = client.map(simulate_trajectory, [config] * n, range(n), pure=False)
-        index = {f.key: s for s, f in enumerate(futures)}
-        done = 0
-        per = config.warmup + (config.n_coarse - 1) * config.k * round(config.dt_fine / config.solver().dt)
-        for fut in as_completed(futures):
-            s = index[fut.key]
-            result = fut.result()
-            fut.release()  # the cluster may forget it: it is written to the store next
-            done += 1
-            progress(done * per, config.n_samples * per, f"trajectory {done}/{config.n_samples} (dask)")
-            yield s, result
-    finally:
-        for obj in owned:
-            obj.close()
+    """One task per trajectory on a Dask cluster (`core.cluster.run_jobs`); yields results as they
+    complete."""
+    n = config.n_samples
+    per = config.warmup + (config.n_coarse - 1) * config.k * round(config.dt_fine / config.solver().dt)
+    for done, (s, result) in enumerate(run_jobs(_trajectory, range(n), scheduler, shared=config), 1):
+        progress(done * per, config.n_samples * per, f"trajectory {done}/{config.n_samples} (dask)")
+        yield s, result

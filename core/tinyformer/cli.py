@@ -166,11 +166,13 @@ def _cmd_supernet(args: argparse.Namespace) -> int:
         lr=args.lr,
         seed=args.seed,
         threads=args.threads,
+        shift=args.shift,
     )
     path = folder / "supernet.pt"
     t0 = time.monotonic()
     with tqdm_progress(f"SPOS supernet {space.name}", unit="step") as progress:
-        train_supernet(space, cfg, out=path, root=args.root, progress=progress, init=args.init)
+        train_supernet(space, cfg, out=path, root=args.root, progress=progress, init=args.init,
+                       resume=args.resume)
     config: dict[str, Any] = {"space": space, "train": cfg}
     if args.init:  # keep the provenance of the checkpoint this run continued
         config["init"] = {"path": args.init, "made_by": _manifest_entry(folder, "supernet.pt")}
@@ -267,6 +269,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--lr", type=float, default=0.05)
+    p.add_argument("--shift", type=int, default=0, help="random translations by up to this many pixels")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the interrupted run in <out>/supernet.pt (same settings) exactly")
     p.set_defaults(func=_cmd_supernet)
     p = sub.add_parser("sparsenas", help="evolutionary search of sparse single paths -> candidates table")
     _common(p)

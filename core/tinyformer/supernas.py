@@ -26,7 +26,7 @@ from core.tinyformer.cost import flash_bytes, sram_bytes
 from core.tinyformer.graph import graph_of
 from core.tinyformer.space import SpaceConfig, extreme, sample
 
-WIDTH_MULTS = (0.5, 0.75, 1.0, 1.25)
+WIDTH_MULTS = (0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0)
 DOWNSAMPLES = (1, 2)
 RESOLUTIONS = (24, 32)
 

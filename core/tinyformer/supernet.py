@@ -5,10 +5,14 @@ downsample kind of the space available per stage. A subnet uses leading slices o
 weights (`core.tinyformer.model`). Training (Guo et al., SPOS): at every step one path is drawn
 uniformly (`space.sample`) and only it is trained on that batch: SGD + Nesterov momentum, cosine
 learning rate, label smoothing, random horizontal flips (every shapes10/CIFAR-10 class is
-flip-invariant).
+flip-invariant) and, with `TrainConfig.shift` > 0, random translations by up to `shift` pixels
+(edge-replicated).
 
 Checkpoints are plain dicts of tensors, numbers and strings (`torch.load(weights_only=True)`):
-`{"format", "space", "train", "dataset", "history", "state_dict"}`.
+`{"format", "space", "train", "dataset", "history", "state_dict", "resume"}`. `resume` holds what an
+exact continuation needs after each epoch (optimizer and schedule state, the path sampler's and the
+batch generator's states): `train_supernet(..., resume=True)` continues an interrupted run from its
+last epoch, and the result equals the uninterrupted run's (same settings, one torch thread).
 """
 
 from __future__ import annotations
@@ -46,8 +50,11 @@ class TrainConfig:
     label_smoothing: float = 0.1
     seed: int = 0
     threads: int = 2
+    shift: int = 0
 
     def __post_init__(self) -> None:
+        if not 0 <= self.shift <= 8:
+            raise WorkbenchError(f"shift {self.shift} is not allowed; use 0 to 8 pixels")
         if self.dataset not in tfdata.DATASETS:
             raise WorkbenchError(f"unknown dataset {self.dataset!r}; known: {', '.join(tfdata.DATASETS)}")
         for name in ("train_size", "epochs", "batch", "threads"):
@@ -73,6 +80,33 @@ def load_images(
     return tfdata.resize(x, resolution), y
 
 
+def augment(xb: torch.Tensor, gen: torch.Generator, shift: int) -> torch.Tensor:
+    """Random horizontal flips and (shift > 0) translations by up to `shift` pixels, edge-replicated."""
+    flip = torch.rand(len(xb), generator=gen) < 0.5
+    xb = torch.where(flip[:, None, None, None], xb.flip(-1), xb)
+    if shift == 0:
+        return xb
+    h, w = xb.shape[-2:]
+    pad = F.pad(xb, (shift, shift, shift, shift), mode="replicate")
+    dy, dx = torch.randint(0, 2 * shift + 1, (2, len(xb)), generator=gen).tolist()
+    return torch.stack([pad[i, :, a : a + h, b : b + w] for i, (a, b) in enumerate(zip(dy, dx))])
+
+
+def _resume_state(path: Path | None, space: SpaceConfig, cfg: TrainConfig) -> dict[str, Any] | None:
+    """The checkpoint at `path` when it is an unfinished run of the same space and settings."""
+    if path is None or not Path(path).is_file():
+        return None
+    doc = torch.load(path, map_location="cpu", weights_only=True)
+    if doc.get("resume") is None:
+        return None
+    if doc["space"] != dataclasses.asdict(space) or doc["train"] != dataclasses.asdict(cfg):
+        raise WorkbenchError(
+            f"checkpoint {str(path)!r} is a run with other settings (space {doc['space'].get('name')}, "
+            f"train {doc['train']}); continue it with those settings or write to another --out"
+        )
+    return doc
+
+
 def train_supernet(
     space: SpaceConfig,
     cfg: TrainConfig,
@@ -80,11 +114,16 @@ def train_supernet(
     root: Path | str | None = None,
     progress: Progress = no_progress,
     init: Path | str | None = None,
+    resume: bool = False,
+    stop_after: int | None = None,
 ) -> TinyFormerNet:
     """SPOS-train the supernet of `space`; write a checkpoint to `out` after every epoch.
 
     `init` warm-starts from a checkpoint of the same space (training continues; its history is kept,
-    each entry tagged with the settings of the run that made it).
+    each entry tagged with the settings of the run that made it). `resume` continues the run in
+    `out` exactly where its last checkpoint left it (same space and settings), so that an interrupted
+    and resumed run ends with the weights of an uninterrupted one. `stop_after` ends this call after
+    that many epochs (the checkpoint stays resumable).
     """
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
@@ -109,15 +148,23 @@ def train_supernet(
         opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total) / total))
     )
     gen = torch.Generator().manual_seed(cfg.seed)
-    step, ema, t0 = 0, None, time.monotonic()
-    for epoch in range(cfg.epochs):
+    first, ema = 0, None
+    doc = _resume_state(out, space, cfg) if resume else None
+    if doc is not None:
+        net.load_state_dict(doc["state_dict"])
+        opt.load_state_dict(doc["resume"]["optimizer"])
+        sched.load_state_dict(doc["resume"]["schedule"])
+        rng.setstate(_tuples(doc["resume"]["sampler"]))
+        gen.set_state(doc["resume"]["generator"])
+        first, ema, history = int(doc["resume"]["epoch"]), doc["resume"]["ema"], list(doc["history"])
+    step, t0 = first * steps_per_epoch, time.monotonic()
+    last = cfg.epochs if stop_after is None else min(cfg.epochs, first + stop_after)
+    for epoch in range(first, last):
         net.train()
         order = torch.randperm(len(y), generator=gen)
         for i in range(steps_per_epoch):
             idx = order[i * cfg.batch : (i + 1) * cfg.batch]
-            xb, yb = x[idx], y[idx]
-            flip = torch.rand(len(idx), generator=gen) < 0.5
-            xb = torch.where(flip[:, None, None, None], xb.flip(-1), xb)
+            xb, yb = augment(x[idx], gen, cfg.shift), y[idx]
             loss = F.cross_entropy(net(xb, sample(space, rng)), yb, label_smoothing=cfg.label_smoothing)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -135,14 +182,26 @@ def train_supernet(
             }
         )
         if out is not None:
-            save_checkpoint(out, net, space, cfg, history)
+            state = {"epoch": epoch + 1, "ema": float(ema), "optimizer": opt.state_dict(),
+                     "schedule": sched.state_dict(), "sampler": rng.getstate(), "generator": gen.get_state()}
+            save_checkpoint(out, net, space, cfg, history, state)
     return net
 
 
+def _tuples(v: Any) -> Any:
+    """`random.getstate()` after a round trip through torch.save (lists back to tuples)."""
+    return tuple(_tuples(e) for e in v) if isinstance(v, (list, tuple)) else v
+
+
 def save_checkpoint(
-    path: Path, net: TinyFormerNet, space: SpaceConfig, cfg: TrainConfig, history: list[dict[str, float]]
+    path: Path,
+    net: TinyFormerNet,
+    space: SpaceConfig,
+    cfg: TrainConfig,
+    history: list[dict[str, float]],
+    resume: dict[str, Any] | None = None,
 ) -> Path:
-    """Atomically write a weights_only-loadable checkpoint."""
+    """Atomically write a weights_only-loadable checkpoint (`resume`: state to continue the run)."""
     doc = {
         "format": CHECKPOINT_FORMAT,
         "space": dataclasses.asdict(space),
@@ -150,6 +209,7 @@ def save_checkpoint(
         "dataset": cfg.dataset,
         "history": history,
         "state_dict": net.state_dict(),
+        "resume": resume,
     }
     with atomic_path(Path(path)) as tmp:
         torch.save(doc, tmp)
