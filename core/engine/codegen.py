@@ -24,6 +24,7 @@ from core.engine.emulator import RunResult, run
 from core.engine.lowering import Lowered, WeightFormat, lower_op
 from core.engine.toolchain import Build, Target
 from core.errors import WorkbenchError
+from core.tinyformer.ops import kinds_where
 
 SRAM_OVERHEAD_BYTES = 256
 
@@ -65,7 +66,7 @@ def choose_formats(qm: Any, sparse: str | dict[str, int] = "auto") -> dict[str, 
     out: dict[str, WeightFormat] = {}
     for qop in qm.qops:
         op = qop.op
-        if op.kind not in ("conv2d", "dwconv2d", "linear") or qop.weight is None:
+        if op.kind not in kinds_where("sparse_capable") or qop.weight is None:
             continue
         w = np.asarray(qop.weight)
         shape4 = w.shape if w.ndim == 4 else (w.shape[0], 1, 1, w.shape[1])

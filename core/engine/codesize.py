@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from core.engine.kernels import KernelKey
+from core.tinyformer.ops import kinds_where
 
 TABLE = Path(__file__).resolve().parent / "code_size.json"
 BASE_FUNCS = ("Reset_Handler", "main", "se_halt", "se_mark")
@@ -71,7 +72,7 @@ def keys_of(graph: Any, storage: dict[str, str] | None = None, blocks: dict[str,
     storage, blocks = storage or {}, blocks or {}
     keys = []
     for op in graph.ops:
-        if op.kind not in ("conv2d", "dwconv2d", "linear"):
+        if op.kind not in kinds_where("sparse_capable"):
             continue
         kh, kw = op.attrs.get("kernel", (1, 1)) if op.kind != "linear" else (1, 1)
         stride = int(op.attrs.get("stride", 1)) if op.kind != "linear" else 1

@@ -16,22 +16,10 @@ import numpy as np
 
 from core.engine.kernels import KernelKey
 from core.errors import WorkbenchError
-from core.tinyformer.memory import conv_scratch, matmul_av_scratch, matmul_qk_scratch
+from core.tinyformer.ops import OPS, op_kind
 
-#: op kinds the engine can run
-SUPPORTED = (
-    "conv2d",
-    "dwconv2d",
-    "linear",
-    "matmul_qk",
-    "matmul_av",
-    "softmax",
-    "layernorm",
-    "add",
-    "maxpool",
-    "avgpool",
-    "reshape",
-)
+#: op kinds the engine can run: every kind of the registry (each owns its lowering)
+SUPPORTED = tuple(OPS)
 
 
 @dataclass(frozen=True)
@@ -107,20 +95,21 @@ def lower_op(qop: Any, graph: Any, fmt: WeightFormat, backend: str = "engine") -
         )
     shapes = [graph.tensors[t].shape for t in op.inputs]
     out_shape = graph.tensors[op.output].shape
+    kind = op_kind(op.kind)
     if backend == "cmsis-nn":
-        if op.kind not in _CMSIS:
+        if fmt.sparse:
+            raise WorkbenchError(
+                f"layer {op.name!r}: CMSIS-NN runs dense weights only, got sparse b{fmt.block}")
+        low = kind.lower_cmsis(qop, shapes, out_shape)
+        if low is None:
             from core.engine.cmsis import SEMANTICS
 
             why = SEMANTICS.get(op.kind, "CMSIS-NN has no matching kernel")
             raise WorkbenchError(f"layer {op.name!r} ({op.kind}) cannot run on CMSIS-NN: {why}; "
                                  f"run it on the engine's kernel instead")
-        if fmt.sparse:
-            raise WorkbenchError(
-                f"layer {op.name!r}: CMSIS-NN runs dense weights only, got sparse b{fmt.block}")
-        low = _CMSIS[op.kind](qop, shapes, out_shape)
         low.backend = "cmsis-nn"
     elif backend == "engine":
-        low = _LOWER[op.kind](qop, shapes, out_shape, fmt)
+        low = kind.lower(qop, shapes, out_shape, fmt)
     else:
         raise WorkbenchError(f"backend {backend!r} is not known; use 'engine' or 'cmsis-nn'")
     low.name, low.kind = op.name, op.kind
@@ -142,7 +131,7 @@ def pack_dense(w4: np.ndarray) -> np.ndarray:
     return pairs.transpose(0, 2, 1, 3).ravel()  # (Cout/2, K4/4, 2, 4)
 
 
-def _conv_like(qop: Any, shapes: list, out_shape: tuple, fmt: WeightFormat) -> Lowered:
+def lower_conv_like(qop: Any, shapes: list, out_shape: tuple, fmt: WeightFormat) -> Lowered:
     """conv2d and linear (a 1×1 conv over tokens: H = 1, W = N)."""
     from core.tinyformer import sparse
 
@@ -177,7 +166,7 @@ def _conv_like(qop: Any, shapes: list, out_shape: tuple, fmt: WeightFormat) -> L
     else:
         arrays.append((f"{ident}_w", "int8_t", pack_dense(w4)))
         key = KernelKey("conv2d", kh, kw, stride, pad)
-    scratch = conv_scratch(kh, kw, cin, ho * wo, fmt.sparse)
+    scratch = op_kind(op.kind).scratch(op, shapes, out_shape, fmt.sparse)
     scratch_t = "int32_t" if fmt.sparse else "int16_t"
     zps = (_zp(qop.in_q[0]), _zp(qop.out_q), int(qop.act_min), int(qop.act_max))
 
@@ -192,7 +181,7 @@ def _conv_like(qop: Any, shapes: list, out_shape: tuple, fmt: WeightFormat) -> L
     return Lowered("", "", key, arrays, scratch, call, int(arrays[-1][2].size) + 12 * cout, fmt, bound)
 
 
-def _dwconv(qop: Any, shapes: list, out_shape: tuple, fmt: WeightFormat) -> Lowered:
+def lower_dwconv(qop: Any, shapes: list, out_shape: tuple, fmt: WeightFormat) -> Lowered:
     from core.tinyformer import sparse
 
     op, w = qop.op, np.asarray(qop.weight, np.int8)
@@ -222,7 +211,7 @@ def _dwconv(qop: Any, shapes: list, out_shape: tuple, fmt: WeightFormat) -> Lowe
             f"{ident}_shift, {addr(op.output)}, {ho}, {wo}, {zps}{tail});"
         )
 
-    scratch = 4 * ho * wo if fmt.sparse else 0
+    scratch = op_kind(op.kind).scratch(op, shapes, out_shape, fmt.sparse)
     weight_bytes = int(arrays[-1][2].size) + 12 * c
     return Lowered("", "", key, arrays, scratch, call, weight_bytes, fmt, _acc_bound(w, bias, 255))
 
@@ -234,11 +223,11 @@ def _requant_args(qop: Any) -> str:
     )
 
 
-def _matmul_qk(qop: Any, shapes: list, out_shape: tuple, fmt: WeightFormat) -> Lowered:
+def lower_matmul_qk(qop: Any, shapes: list, out_shape: tuple, fmt: WeightFormat) -> Lowered:
     op = qop.op
     (nq, d), (nk, _) = shapes
     heads = int(op.attrs["heads"])
-    scratch = matmul_qk_scratch(nk, d // heads)
+    scratch = op_kind(op.kind).scratch(op, shapes, out_shape)
 
     def call(addr: Callable[[str], str]) -> str:
         return (
@@ -250,10 +239,10 @@ def _matmul_qk(qop: Any, shapes: list, out_shape: tuple, fmt: WeightFormat) -> L
     return Lowered("", "", None, [], scratch, call, acc_bound=(d // heads) * 255 * 255)
 
 
-def _matmul_av(qop: Any, shapes: list, out_shape: tuple, fmt: WeightFormat) -> Lowered:
+def lower_matmul_av(qop: Any, shapes: list, out_shape: tuple, fmt: WeightFormat) -> Lowered:
     op = qop.op
     (heads, nq, nk), (_, d) = shapes
-    scratch = matmul_av_scratch(nk, d // heads)
+    scratch = op_kind(op.kind).scratch(op, shapes, out_shape)
 
     def call(addr: Callable[[str], str]) -> str:
         return (
@@ -265,7 +254,7 @@ def _matmul_av(qop: Any, shapes: list, out_shape: tuple, fmt: WeightFormat) -> L
     return Lowered("", "", None, [], scratch, call, acc_bound=nk * 255 * 255)
 
 
-def _softmax(qop: Any, shapes: list, out_shape: tuple, fmt: WeightFormat) -> Lowered:
+def lower_softmax(qop: Any, shapes: list, out_shape: tuple, fmt: WeightFormat) -> Lowered:
     op = qop.op
     shape = shapes[0]
     rows, length = int(np.prod(shape[:-1])), int(shape[-1])
@@ -278,10 +267,11 @@ def _softmax(qop: Any, shapes: list, out_shape: tuple, fmt: WeightFormat) -> Low
             f"(int32_t *){addr(op.name + '.scratch')});"
         )
 
-    return Lowered("", "", None, [(f"{ident}_lut", "int32_t", lut)], 4 * length, call)
+    scratch = op_kind(op.kind).scratch(op, shapes, out_shape)
+    return Lowered("", "", None, [(f"{ident}_lut", "int32_t", lut)], scratch, call)
 
 
-def _layernorm(qop: Any, shapes: list, out_shape: tuple, fmt: WeightFormat) -> Lowered:
+def lower_layernorm(qop: Any, shapes: list, out_shape: tuple, fmt: WeightFormat) -> Lowered:
     op = qop.op
     n, d = shapes[0]
     ident = _c_ident(op.name)
@@ -305,7 +295,7 @@ def _layernorm(qop: Any, shapes: list, out_shape: tuple, fmt: WeightFormat) -> L
     )
 
 
-def _add(qop: Any, shapes: list, out_shape: tuple, fmt: WeightFormat) -> Lowered:
+def lower_add(qop: Any, shapes: list, out_shape: tuple, fmt: WeightFormat) -> Lowered:
     """quant.QOp convention: multiplier/shift = [input a, input b, output] (TFLite ADD, left shift 20)."""
     op = qop.op
     ident = _c_ident(op.name)
@@ -327,7 +317,7 @@ def _add(qop: Any, shapes: list, out_shape: tuple, fmt: WeightFormat) -> Lowered
     return Lowered("", "", None, [(f"{ident}_p", "int32_t", np.asarray(p, np.int32))], 0, call)
 
 
-def _maxpool(qop: Any, shapes: list, out_shape: tuple, fmt: WeightFormat) -> Lowered:
+def lower_maxpool(qop: Any, shapes: list, out_shape: tuple, fmt: WeightFormat) -> Lowered:
     op = qop.op
     (h, w, c), (ho, wo, _) = shapes[0], out_shape
     k = int(op.attrs["kernel"][0])
@@ -347,7 +337,7 @@ def _maxpool(qop: Any, shapes: list, out_shape: tuple, fmt: WeightFormat) -> Low
     return Lowered("", "", None, [], 0, call)
 
 
-def _avgpool(qop: Any, shapes: list, out_shape: tuple, fmt: WeightFormat) -> Lowered:
+def lower_avgpool(qop: Any, shapes: list, out_shape: tuple, fmt: WeightFormat) -> Lowered:
     op = qop.op
     h, w, c = shapes[0]
     if tuple(op.attrs["kernel"]) != (h, w):
@@ -362,26 +352,11 @@ def _avgpool(qop: Any, shapes: list, out_shape: tuple, fmt: WeightFormat) -> Low
             f"{int(qop.act_max)}, (int32_t *){addr(op.name + '.scratch')});"
         )
 
-    return Lowered("", "", None, [], 4 * c, call)
+    return Lowered("", "", None, [], op_kind(op.kind).scratch(op, shapes, out_shape), call)
 
 
-def _reshape(qop: Any, shapes: list, out_shape: tuple, fmt: WeightFormat) -> Lowered:
+def lower_reshape(qop: Any, shapes: list, out_shape: tuple, fmt: WeightFormat) -> Lowered:
     return Lowered("", "", None, [], 0, lambda addr: "/* a view: no data movement */")
-
-
-_LOWER = {
-    "conv2d": _conv_like,
-    "linear": _conv_like,
-    "dwconv2d": _dwconv,
-    "matmul_qk": _matmul_qk,
-    "matmul_av": _matmul_av,
-    "softmax": _softmax,
-    "layernorm": _layernorm,
-    "add": _add,
-    "maxpool": _maxpool,
-    "avgpool": _avgpool,
-    "reshape": _reshape,
-}
 
 
 # --- CMSIS-NN lowerings (kernels/se_cmsis.c; core/engine/cmsis.py builds the library) ----------------
@@ -393,7 +368,7 @@ def _cmsis_qparams(qop: Any, ident: str, n: int) -> list[tuple[str, str, np.ndar
             (f"{ident}_shift", "int32_t", _vec(qop.shift, n))]
 
 
-def _cmsis_conv_like(qop: Any, shapes: list, out_shape: tuple) -> Lowered:
+def cmsis_conv_like(qop: Any, shapes: list, out_shape: tuple) -> Lowered:
     from core.engine.cmsis import scratch_bytes
 
     op, w = qop.op, np.asarray(qop.weight, np.int8)
@@ -427,7 +402,7 @@ def _cmsis_conv_like(qop: Any, shapes: list, out_shape: tuple) -> Lowered:
     return Lowered("", "", None, arrays, scratch, call, int(w.size) + 12 * cout)
 
 
-def _cmsis_dwconv(qop: Any, shapes: list, out_shape: tuple) -> Lowered:
+def cmsis_dwconv(qop: Any, shapes: list, out_shape: tuple) -> Lowered:
     from core.engine.cmsis import scratch_bytes
 
     op, w = qop.op, np.asarray(qop.weight, np.int8)
@@ -448,7 +423,7 @@ def _cmsis_dwconv(qop: Any, shapes: list, out_shape: tuple) -> Lowered:
     return Lowered("", "", None, arrays, scratch, call, int(w.size) + 12 * c)
 
 
-def _cmsis_matmul(qop: Any, shapes: list, out_shape: tuple) -> Lowered:
+def cmsis_matmul(qop: Any, shapes: list, out_shape: tuple) -> Lowered:
     from core.engine.cmsis import scratch_bytes
 
     op = qop.op
@@ -474,7 +449,7 @@ def _cmsis_matmul(qop: Any, shapes: list, out_shape: tuple) -> Lowered:
     return Lowered("", "", None, [], scratch, call)
 
 
-def _cmsis_softmax(qop: Any, shapes: list, out_shape: tuple) -> Lowered:
+def cmsis_softmax(qop: Any, shapes: list, out_shape: tuple) -> Lowered:
     """arm_softmax_s8 with TFLite's PreprocessSoftmaxScaling (beta 1, 5 integer bits); a different
     algorithm from the integer reference's softmax (see cmsis.SOFTMAX_NOTE), compared bit for bit."""
     from core.tinyformer import qmath
@@ -493,13 +468,5 @@ def _cmsis_softmax(qop: Any, shapes: list, out_shape: tuple) -> Lowered:
     return Lowered("", "", None, [], 0, call)
 
 
-_CMSIS = {
-    "conv2d": _cmsis_conv_like,
-    "linear": _cmsis_conv_like,
-    "dwconv2d": _cmsis_dwconv,
-    "matmul_qk": _cmsis_matmul,
-    "matmul_av": _cmsis_matmul,
-    "softmax": _cmsis_softmax,
-}
 #: op kinds a CMSIS-NN deployment runs on CMSIS-NN (not softmax: see cmsis.SOFTMAX_NOTE)
 CMSIS_DEPLOY_KINDS = ("conv2d", "linear", "dwconv2d", "matmul_qk", "matmul_av")

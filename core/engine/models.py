@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from core.io import Progress, data_dir, no_progress
+from core.tinyformer.ops import kinds_where
 
 
 def calibration_batches(seed: int = 0, batches: int = 2, size: int = 8, resolution: int = 32) -> list:
@@ -57,7 +58,7 @@ def prune_int8(qm: Any, sparsity: float | dict[str, float], block: int | dict[st
     for q in qm.qops:
         op = q.op
         s = sparsity.get(op.name, 0.0) if isinstance(sparsity, dict) else float(sparsity)
-        if op.kind not in ("conv2d", "dwconv2d", "linear") or q.weight is None or s <= 0:
+        if op.kind not in kinds_where("sparse_capable") or q.weight is None or s <= 0:
             qops.append(q)
             continue
         w = np.asarray(q.weight, np.int8)

@@ -23,9 +23,12 @@ import numpy as np
 
 from core.tinyformer import memory, sparse
 from core.tinyformer.graph import Graph, Op
+from core.tinyformer.ops import kinds_where, op_kind
+from core.tinyformer.ops.attention import SOFTMAX_LUT_BYTES
+from core.tinyformer.ops.conv import QPARAM_BYTES_PER_CHANNEL
 
-SOFTMAX_LUT_BYTES = 256 * 4
-QPARAM_BYTES_PER_CHANNEL = 8
+__all__ = ["QPARAM_BYTES_PER_CHANNEL", "SOFTMAX_LUT_BYTES", "analytic_encoded_size", "code_bytes",
+           "constants_bytes", "exact_weight_bytes", "flash_bytes", "layer_flash", "sram_bytes", "storage_of"]
 
 
 def analytic_encoded_size(shape: tuple[int, ...], sparsity: float, b: int) -> int:
@@ -40,15 +43,8 @@ def analytic_encoded_size(shape: tuple[int, ...], sparsity: float, b: int) -> in
 
 
 def layer_flash(op: Op, weight_bytes: int | None = None) -> int:
-    """Flash bytes of one op; `weight_bytes` overrides the dense weight storage (sparse layers)."""
-    if op.kind in ("conv2d", "dwconv2d", "linear"):
-        w = op.weight_count if weight_bytes is None else min(weight_bytes, op.weight_count)
-        return w + QPARAM_BYTES_PER_CHANNEL * op.weight_shape[0] + 4 * op.bias_count
-    if op.kind == "layernorm":
-        return 4 * (op.weight_count + op.bias_count)
-    if op.kind == "softmax":
-        return SOFTMAX_LUT_BYTES
-    return 0
+    """Flash bytes of one op (`OpKind.flash`); `weight_bytes` overrides the dense weight storage."""
+    return op_kind(op.kind).flash(op, weight_bytes)
 
 
 def constants_bytes(graph: Graph, weight_bytes: dict[str, int] | None = None) -> int:
@@ -61,7 +57,7 @@ def storage_of(graph: Graph, weight_bytes: dict[str, int] | None = None) -> dict
     """"sparse" for layers whose stored weights are smaller than dense int8, else "dense"."""
     weight_bytes = weight_bytes or {}
     return {op.name: "sparse" if weight_bytes.get(op.name, op.weight_count) < op.weight_count else "dense"
-            for op in graph.ops if op.kind in ("conv2d", "dwconv2d", "linear")}
+            for op in graph.ops if op.kind in kinds_where("sparse_capable")}
 
 
 def code_bytes(graph: Graph, storage: dict[str, str] | None = None,

@@ -39,15 +39,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core.errors import WorkbenchError
+from core.tinyformer.ops import OPS, kinds_where, op_kind
 
-#: every op kind the IR uses; the engine and the quantizer implement each of them
-OP_KINDS: tuple[str, ...] = (
-    "conv2d", "dwconv2d", "linear", "matmul_qk", "matmul_av", "softmax", "layernorm", "add",
-    "maxpool", "avgpool", "reshape",
-)
+#: every op kind the IR uses: the registry `core.tinyformer.ops`, where each kind owns its MACs,
+#: flash, scratch, float run, quantization, integer reference and lowering
+OP_KINDS: tuple[str, ...] = tuple(OPS)
 
 #: op kinds whose output is a view of (shares the buffer of) their first input
-ALIAS_KINDS: tuple[str, ...] = ("reshape",)
+ALIAS_KINDS: tuple[str, ...] = kinds_where("aliases_input")
 
 
 @dataclass(frozen=True)
@@ -84,7 +83,7 @@ class Op:
     @property
     def aliases_input(self) -> bool:
         """True when the output shares the first input's buffer (reshape views, in-place softmax)."""
-        return self.kind in ALIAS_KINDS or bool(self.attrs.get("inplace", False))
+        return op_kind(self.kind).aliases_input or bool(self.attrs.get("inplace", False))
 
 
 @dataclass(frozen=True)
@@ -127,10 +126,13 @@ class _Builder:
         return self.tensors[t].shape
 
     def _add(self, name: str, kind: str, inputs: tuple[str, ...], shape: tuple[int, ...], **kw: Any) -> str:
+        """Append op `name` of `kind` with output shape `shape`; its MACs come from the op kind."""
         if name in self.tensors:
             raise WorkbenchError(f"duplicate tensor name {name!r} in the graph")
-        self.tensors[name] = TensorSpec(name, tuple(int(s) for s in shape))
-        self.ops.append(Op(name=name, kind=kind, inputs=inputs, output=name, **kw))
+        out = tuple(int(s) for s in shape)
+        macs = op_kind(kind).macs([self.shape(t) for t in inputs], out, kw.get("attrs", {}))
+        self.tensors[name] = TensorSpec(name, out)
+        self.ops.append(Op(name=name, kind=kind, inputs=inputs, output=name, macs=macs, **kw))
         return name
 
     def conv(self, name: str, x: str, out: int, k: int, stride: int, act: str, module: str,
@@ -140,17 +142,15 @@ class _Builder:
         ho, wo = (h + 2 * pad - k) // stride + 1, (w + 2 * pad - k) // stride + 1
         if depthwise:
             out = c
-            wshape, macs = (c, k, k, 1), ho * wo * c * k * k
-        else:
-            wshape, macs = (out, k, k, c), ho * wo * out * k * k * c
+        wshape = (c, k, k, 1) if depthwise else (out, k, k, c)
         attrs = {"kernel": (k, k), "stride": stride, "pad": pad, "act": act, "module": module}
         return self._add(name, "dwconv2d" if depthwise else "conv2d", (x,), (ho, wo, out), attrs=attrs,
-                         weight_shape=wshape, macs=macs, weight_count=math.prod(wshape), bias_count=out)
+                         weight_shape=wshape, weight_count=math.prod(wshape), bias_count=out)
 
     def linear(self, name: str, x: str, out: int, act: str, module: str) -> str:
         n, d = self.shape(x)
         return self._add(name, "linear", (x,), (n, out), attrs={"act": act, "module": module},
-                         weight_shape=(out, d), macs=n * out * d, weight_count=out * d, bias_count=out)
+                         weight_shape=(out, d), weight_count=out * d, bias_count=out)
 
     def layernorm(self, name: str, x: str, module: str) -> str:
         n, d = self.shape(x)
@@ -182,10 +182,10 @@ class _Builder:
         nk, _ = self.shape(k)
         dh = d // heads
         s = self._add(f"{name}.qk", "matmul_qk", (q, k), (heads, nq, nk),
-                      attrs={"heads": heads, "scale": 1.0 / math.sqrt(dh)}, macs=nq * nk * d)
+                      attrs={"heads": heads, "scale": 1.0 / math.sqrt(dh)})
         p = self._add(f"{name}.softmax", "softmax", (s,), (heads, nq, nk),
                       attrs={"axis": -1, "inplace": True})
-        return self._add(f"{name}.av", "matmul_av", (p, v), (nq, d), attrs={"heads": heads}, macs=nq * nk * d)
+        return self._add(f"{name}.av", "matmul_av", (p, v), (nq, d), attrs={"heads": heads})
 
 
 def _mbv2(g: _Builder, name: str, module: str, x: str, out: int, expand: int, stride: int) -> str:
@@ -265,6 +265,6 @@ def graph_of(arch: dict[str, Any], input_shape: tuple[int, int, int] | None = No
         s = g.linear("pool.score", t, 1, "none", "pool.score")  # (N, 1)
         s = g.reshape("pool.scores", s, (1, 1, hh * ww))  # (N, 1) -> (1 head, 1 query, N keys)
         p = g._add("pool.softmax", "softmax", (s,), (1, 1, hh * ww), attrs={"axis": -1, "inplace": True})
-        x = g._add("pool.av", "matmul_av", (p, t), (1, c), attrs={"heads": 1}, macs=hh * ww * c)
+        x = g._add("pool.av", "matmul_av", (p, t), (1, c), attrs={"heads": 1})
     x = g.linear("classifier", x, arch["classes"], "none", "classifier")
     return Graph(tensors=dict(g.tensors), ops=tuple(g.ops), input="input", output=x)

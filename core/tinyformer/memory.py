@@ -22,6 +22,12 @@ from dataclasses import dataclass
 
 from core.errors import WorkbenchError
 from core.tinyformer.graph import Graph
+from core.tinyformer.ops import op_kind
+from core.tinyformer.ops.attention import matmul_av_scratch, matmul_qk_scratch
+from core.tinyformer.ops.conv import conv_scratch
+
+__all__ = ["Plan", "conv_scratch", "default_scratch", "matmul_av_scratch", "matmul_qk_scratch", "peak_sram",
+           "plan"]
 
 
 @dataclass(frozen=True)
@@ -41,54 +47,19 @@ class Plan:
         return [b for b, (s, e) in self.lifetimes.items() if s <= step <= e]
 
 
-def conv_scratch(kh: int, kw: int, cin: int, npix: int, sparse: bool) -> int:
-    """conv2d/linear: dense kernels keep 2 im2col columns of K4 = 4·⌈kh·kw·Cin/4⌉ q15 values (4·K4
-    bytes); sparse (weight-stationary) kernels one int32 accumulator per output pixel (4·Ho·Wo)."""
-    return 4 * npix if sparse else 4 * (-(-kh * kw * cin // 4) * 4)
-
-
-def matmul_qk_scratch(nk: int, d: int) -> int:
-    """QKᵀ: q15 K_h (Nk rows) + 2 q15 Q rows, rows padded to K4 = ⌈d/4⌉·4: 2·K4·(Nk + 2) bytes."""
-    k4 = (d + 3) // 4 * 4
-    return 2 * k4 * (nk + 2)
-
-
-def matmul_av_scratch(nk: int, d: int) -> int:
-    """AV: q15 V_hᵀ (d rows) + 2 q15 P rows, rows padded to K4 = ⌈Nk/4⌉·4: 2·K4·(d + 2) bytes."""
-    k4 = (nk + 3) // 4 * 4
-    return 2 * k4 * (d + 2)
-
-
 def default_scratch(graph: Graph, sparse_layers: Collection[str] = ()) -> dict[str, int]:
     """Scratch bytes per op of the SparseEngine int8 kernels (`core.engine`), which plans its arena
     with exactly these numbers, so NAS's SRAM figure and the engine's arena agree.
 
     `sparse_layers` names the conv/linear/depthwise layers stored sparse (their kernels keep int32
-    accumulators instead of im2col columns). Softmax keeps one int32 row of exponentials (4·L),
-    global average pooling one int32 per channel (4·C); every other op needs none.
+    accumulators instead of im2col columns). Each op kind states its own (`OpKind.scratch`, see
+    `core.tinyformer.ops`): softmax keeps one int32 row of exponentials (4·L), global average
+    pooling one int32 per channel (4·C), the matmuls their q15 operands; others need none.
     """
     out: dict[str, int] = {}
     for op in graph.ops:
         ins = [graph.tensors[t].shape for t in op.inputs]
-        shape = graph.tensors[op.output].shape
-        sparse = op.name in sparse_layers
-        if op.kind == "conv2d":
-            kh, kw = op.attrs["kernel"]
-            n = conv_scratch(kh, kw, ins[0][2], shape[0] * shape[1], sparse)
-        elif op.kind == "linear":
-            n = conv_scratch(1, 1, ins[0][1], ins[0][0], sparse)
-        elif op.kind == "dwconv2d":
-            n = 4 * shape[0] * shape[1] if sparse else 0
-        elif op.kind == "matmul_qk":
-            n = matmul_qk_scratch(ins[1][0], ins[0][1] // int(op.attrs["heads"]))
-        elif op.kind == "matmul_av":
-            n = matmul_av_scratch(ins[0][2], ins[1][1] // int(op.attrs["heads"]))
-        elif op.kind == "softmax":
-            n = 4 * shape[-1]
-        elif op.kind == "avgpool":
-            n = 4 * ins[0][2]
-        else:
-            n = 0
+        n = op_kind(op.kind).scratch(op, ins, graph.tensors[op.output].shape, op.name in sparse_layers)
         if n:
             out[op.name] = n
     return out

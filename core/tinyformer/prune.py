@@ -21,9 +21,10 @@ from torch import nn
 
 from core.errors import WorkbenchError
 from core.tinyformer.graph import Graph, Op
+from core.tinyformer.ops import kinds_where
 from core.tinyformer.sparse import check_block
 
-PRUNABLE = ("conv2d", "dwconv2d", "linear")
+PRUNABLE = kinds_where("sparse_capable")
 
 
 def cubic_schedule(t: int, total: int, s_final: float, s_initial: float = 0.0) -> float:

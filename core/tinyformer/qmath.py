@@ -205,3 +205,30 @@ def add_multipliers(a_scale: float, b_scale: float, out_scale: float) -> dict[st
     o_mult, o_shift = quantize_multiplier(twice_max / ((1 << ADD_LEFT_SHIFT) * out_scale))
     return {"a_mult": a_mult, "a_shift": a_shift, "b_mult": b_mult, "b_shift": b_shift,
             "out_mult": o_mult, "out_shift": o_shift}
+
+
+#: biases are kept within ±2^30 so that accumulator + bias stays far from int32 overflow
+BIAS_LIMIT = float(1 << 30)
+
+
+def single(mult_shift: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """One (multiplier, shift) pair as the (1,) int32 arrays a per-tensor QOp holds."""
+    return np.array([mult_shift[0]], dtype=np.int32), np.array([mult_shift[1]], dtype=np.int32)
+
+
+def quantize_weights(w: np.ndarray, b: np.ndarray, s_in: float, per_channel: bool
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Symmetric int8 weights (per output channel or per tensor) and int32 bias.
+
+    s_w = max|W|/127 over the channel (or tensor), raised where needed so |bias_q| ≤ 2^30; an
+    all-zero channel (e.g. fully pruned) with zero bias gets s_w = 1.
+    """
+    axes = tuple(range(1, w.ndim))
+    w_abs = np.abs(w).max(axis=axes) if per_channel else np.full(w.shape[0], np.abs(w).max())
+    b_need = np.abs(b) / (s_in * BIAS_LIMIT)
+    s_w = np.maximum(w_abs / 127.0, b_need if per_channel else np.full(w.shape[0], b_need.max()))
+    s_w = np.where(s_w > 0, s_w, 1.0)
+    shape = (-1,) + (1,) * (w.ndim - 1)
+    wq = np.clip(np.round(w / s_w.reshape(shape)), -127, 127).astype(np.int8)
+    bq = np.round(b / (s_in * s_w)).astype(np.int32)
+    return wq, bq, s_w

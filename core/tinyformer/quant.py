@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -44,11 +44,10 @@ import torch
 from core.errors import WorkbenchError
 from core.io import Progress, no_progress
 from core.tinyformer import qfloat
-from core.tinyformer.graph import Graph, Op, graph_of
-from core.tinyformer.qmath import (
-    SOFTMAX_OUT_SCALE,
-    SOFTMAX_OUT_ZP,
-)
+from core.tinyformer.graph import Graph, graph_of
+from core.tinyformer.ops import op_kind
+from core.tinyformer.qtypes import QOp, QTensor
+from core.tinyformer.quant_ops import quantize_op, run_qop
 
 CALIBRATIONS = ("minmax", "percentile")
 
@@ -77,46 +76,6 @@ class QuantConfig:
             raise WorkbenchError(f"input_scale {self.input_scale} must be > 0 (or None to calibrate)")
         if not -128 <= self.input_zero_point <= 127:
             raise WorkbenchError(f"input_zero_point {self.input_zero_point} must be an int8 value")
-
-
-@dataclass(frozen=True)
-class QTensor:
-    """Asymmetric int8 quantization of one activation tensor: real = scale·(q − zero_point)."""
-
-    scale: float
-    zero_point: int
-
-    def quantize(self, x: np.ndarray) -> np.ndarray:
-        return np.clip(np.round(np.asarray(x) / self.scale) + self.zero_point, -128, 127).astype(np.int8)
-
-    def dequantize(self, q: np.ndarray) -> np.ndarray:
-        return (np.asarray(q, dtype=np.float64) - self.zero_point) * self.scale
-
-
-@dataclass
-class QOp:
-    """One quantized op: everything the C kernel needs, with the meaning fixed by `intref`.
-
-    weight: int8 in `op.weight_shape` layout (conv (O, kh, kw, I), dw (C, kh, kw, 1), linear (out, in));
-    for layernorm int16 γ_q (D,). bias: int32 (conv/linear bias, layernorm β_q), else None.
-    w_scale: float per out-channel (conv, dw) or shape (1,) (linear, layernorm s_γ), else None.
-    multiplier / shift: int32 arrays — (Cout,) for conv/dw; (1,) for linear, matmuls, layernorm;
-    (3,) for add = [input a, input b, output]; (0,) for softmax, pools and reshape.
-    in_q: one QTensor per input; out_q: the output's. act_min/act_max: int8 clamp bounds.
-    extra: "lut" (int32[256]) for softmax; "left_shift" (20) for add.
-    """
-
-    op: Op
-    weight: np.ndarray | None
-    bias: np.ndarray | None
-    w_scale: np.ndarray | None
-    multiplier: np.ndarray
-    shift: np.ndarray
-    in_q: tuple[QTensor, ...]
-    out_q: QTensor
-    act_min: int = -128
-    act_max: int = 127
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -205,8 +164,6 @@ def _single_thread() -> Iterator[None]:
 def quantize(model: torch.nn.Module, arch: dict[str, Any], calib_loader: Any,
              progress: Progress = no_progress, config: QuantConfig | None = None) -> QuantizedModel:
     """Quantize `model` (a `build(arch)` model or a supernet) for `arch`; see the module docstring."""
-    from core.tinyformer.quant_ops import quantize_op
-
     config = config or QuantConfig()
     graph = graph_of(arch)
     model = model.eval()
@@ -229,12 +186,7 @@ def quantize(model: torch.nn.Module, arch: dict[str, Any], calib_loader: Any,
     qops = []
     for op in graph.ops:
         ins = tuple(tq[t] for t in op.inputs)
-        if op.kind == "softmax":
-            tq[op.output] = QTensor(SOFTMAX_OUT_SCALE, SOFTMAX_OUT_ZP)
-        elif op.kind in ("reshape", "maxpool", "avgpool"):
-            tq[op.output] = ins[0]
-        else:
-            tq[op.output] = obs.qtensor(op.output)
+        tq[op.output] = op_kind(op.kind).output_q(ins, lambda name=op.output: obs.qtensor(name))
         qops.append(quantize_op(op, params.get(op.name), ins, tq[op.output]))
     progress(config.calib_batches, config.calib_batches, "quantized")
     return QuantizedModel(graph=graph, qops=tuple(qops), input_q=tq[graph.input], output_q=tq[graph.output],
@@ -254,8 +206,6 @@ def run_int8(qm: QuantizedModel, x: np.ndarray, trace: bool = False
     Returns the int8 output tensor (graph output shape, e.g. (1, classes)); with `trace=True` also a
     dict {tensor name: int8 array in its TensorSpec shape} holding the input and every op's output.
     """
-    from core.tinyformer.quant_ops import run_qop
-
     x, shapes = np.asarray(x), {t: spec.shape for t, spec in qm.graph.tensors.items()}
     if x.dtype != np.int8 or x.shape != shapes[qm.graph.input]:
         raise WorkbenchError(f"run_int8 needs an int8 image of shape {shapes[qm.graph.input]}, "
