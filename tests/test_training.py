@@ -40,26 +40,41 @@ def test_tiny_overfit_loss_falls_tenfold(tiny_ds):
     assert last < first / 10, (first, last)
 
 
-def test_every_model_gets_the_same_budget_and_pimrl_runs_its_stages_in_order(tiny_ds):
+def test_every_model_gets_the_same_coarse_budget_and_pimrl_runs_its_stages_in_order(tiny_ds):
     from core.pimrl import DataMeta
 
     meta = DataMeta.from_dataset(tiny_ds)
-    cfg = small()
+    cfg = small(pretrain_iterations=5)
     for name in ("pimrl", "pimrl_nomp", "macro", "micro", "percnn", "convlstm", "fno"):
         stages = plan(build_model(name, meta, cycle=2) if name.startswith("pimrl") or name == "macro"
                       else build_model(name, meta), cfg)
-        assert sum(n for _, _, n in stages) == cfg.total == 8, name
+        steps = {s: n for s, _, n in stages}
+        fine = 5 if name in ("pimrl", "pimrl_nomp", "micro") else 0
+        coarse = 0 if name == "micro" else 6  # macro pretraining + joint = a baseline's coarse steps
+        assert steps.get("fine", 0) == fine and steps.get("macro", 0) + steps.get("coarse", 0) == coarse, name
     assert [s for s, _, _ in plan(build_model("pimrl", meta), cfg)] == ["fine", "macro", "coarse"]
     assert [s for s, _, _ in plan(build_model("percnn", meta), cfg)] == ["coarse"]
     assert [s for s, _, _ in plan(build_model("micro", meta), cfg)] == ["fine"]
 
 
 def test_cosine_schedule_scales_with_the_budget():
-    cfg = TrainConfig(lr=1e-3, min_lr=0.1)
+    cfg = TrainConfig(lr=1e-3, min_lr=0.1, fine_lr=1e-2)
     for n in (100, 10_000):
         assert lr_at(cfg, 0, n) == pytest.approx(1e-3)
         assert lr_at(cfg, n - 1, n) == pytest.approx(1e-4)
         assert lr_at(cfg, (n - 1) // 2, n) == pytest.approx(0.55e-3, rel=0.02)  # half-way: the mean
+        assert lr_at(cfg, 0, n, "fine") == pytest.approx(1e-2)  # micro pretraining has its own peak
+        assert lr_at(cfg, n - 1, n, "fine") == pytest.approx(1e-3)
+
+
+def test_freeze_micro_keeps_the_pretrained_cell_and_trains_the_macro(tiny_ds):
+    res = train("pimrl", tiny_ds, small(freeze_micro=True, iterations=3, macro_iterations=0), cycle=2)
+    after = res.model.state_dict()
+    fine_only = train("pimrl", tiny_ds, small(pretrain_iterations=2, macro_iterations=0, iterations=1,
+                                              freeze_micro=True, val_every=0), cycle=2).model.state_dict()
+    micro = [k for k in after if k.startswith("micro.")]
+    assert micro and all(torch.equal(after[k], fine_only[k]) for k in micro)  # same seed, same pretraining
+    assert any(not torch.equal(after[k], fine_only[k]) for k in after if k.startswith("macro."))
 
 
 def test_pimrl_windows_cover_two_cycles(tiny_ds):

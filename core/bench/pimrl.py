@@ -119,7 +119,7 @@ def train_one(system: str, preset: str, budget: str, seed: int, name: str, threa
         _, payload = load_checkpoint(out)
         same = payload.get("train_config") == to_jsonable(config) and \
             payload["meta"].get("dataset_key") == ds.attrs.get("key")
-        if same and payload.get("iteration") == config.total and payload.get("finished"):
+        if same and payload.get("finished"):
             return {"path": str(out), "train_s": float(payload.get("train_s", 0.0)), "reused": True,
                     "diverged_at": payload.get("diverged_at")}
         # a run of this benchmark made with other settings is retrained from scratch (this folder
@@ -134,11 +134,12 @@ def train_one(system: str, preset: str, budget: str, seed: int, name: str, threa
     prior = 0.0
     if resume is not None:
         prior = float(load_checkpoint(resume)[1].get("train_s", 0.0))
-    save_checkpoint(out, res.model, res.meta, res.config, res.history, iteration=config.total,
+    save_checkpoint(out, res.model, res.meta, res.config, res.history, iteration=res.iterations,
                     extra={"finished": True, "train_s": prior + seconds, "validation": res.validation,
                            "best": res.best, "diverged_at": res.diverged_at})
-    print(f"[bench pimrl] {system} {name} seed {seed}: {config.total} iterations, {seconds:.0f} s, best val "
-          f"nRMSE {res.best.get('score', float('nan')):.4g} at {res.best.get('iteration')}", flush=True)
+    print(f"[bench pimrl] {system} {name} seed {seed}: {res.iterations} iterations, {seconds:.0f} s, "
+          f"best val nRMSE {res.best.get('score', float('nan')):.4g} at {res.best.get('iteration')}",
+          flush=True)
     return {"path": str(out), "train_s": prior + seconds, "reused": False, "diverged_at": res.diverged_at}
 
 

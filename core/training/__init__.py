@@ -29,19 +29,20 @@ from core.training.loop import TrainConfig, TrainResult, lr_at, plan, train, val
 
 #: named budgets (TrainConfig fields); iterations are per stage, the total is the same for every model
 BUDGETS: dict[str, dict[str, Any]] = {
-    "small": dict(pretrain_iterations=20, macro_iterations=20, iterations=60, batch_size=2, rollout=8,
-                  rollout_start=2, lr=3e-3, val_steps=10, val_starts=2),
-    # 250 optimizer steps per model at batch 2: what 2 CPU cores shared with other work train for all
-    # five systems in about an hour (the shipped checkpoints and data/results/bench_pimrl.md)
-    "cpu": dict(pretrain_iterations=100, macro_iterations=50, iterations=100, batch_size=2, rollout=8,
-                rollout_start=2, lr=3e-3, val_every=25, val_steps=25, val_starts=4, checkpoint_every=25),
-    # 1000 optimizer steps per model: the convergence run, resumable across sessions (not yet run to
-    # the end); the validation curve kept in each checkpoint shows whether the best state came last
-    "full": dict(pretrain_iterations=300, macro_iterations=200, iterations=500, batch_size=4, rollout=8,
-                 rollout_start=2, lr=3e-3, val_every=50, val_steps=25, val_starts=4, checkpoint_every=50),
-    "paper": dict(pretrain_iterations=2000, macro_iterations=2000, iterations=8000, batch_size=8,
-                  rollout=16, rollout_start=2, lr=1e-3, val_every=250, val_steps=25, val_starts=8,
-                  checkpoint_every=250),
+    "small": dict(pretrain_iterations=200, macro_iterations=20, iterations=60, batch_size=2, rollout=8,
+                  rollout_start=2, lr=3e-3, fine_lr=1e-2, fine_rollout=1, val_steps=10, val_starts=2),
+    # the shipped benchmark's budget: what 2 CPU cores train for all five systems in about an hour
+    "cpu": dict(pretrain_iterations=3000, macro_iterations=100, iterations=150, batch_size=2, rollout=8,
+                rollout_start=2, lr=3e-3, fine_lr=1e-2, fine_rollout=1, val_every=25, val_steps=25,
+                val_starts=4, checkpoint_every=250),
+    # the convergence run, resumable across sessions; the validation curve kept in each checkpoint
+    # shows whether the best state came last
+    "full": dict(pretrain_iterations=10000, macro_iterations=300, iterations=600, batch_size=4, rollout=8,
+                 rollout_start=2, lr=3e-3, fine_lr=1e-2, fine_rollout=1, val_every=50, val_steps=25,
+                 val_starts=4, checkpoint_every=500),
+    "paper": dict(pretrain_iterations=20000, macro_iterations=2000, iterations=8000, batch_size=8,
+                  rollout=16, rollout_start=2, lr=1e-3, fine_lr=1e-2, fine_rollout=1, val_every=250,
+                  val_steps=25, val_starts=8, checkpoint_every=1000),
 }
 
 

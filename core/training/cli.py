@@ -140,7 +140,7 @@ def _train(args: argparse.Namespace) -> int:
     with tqdm_progress(f"train {args.model} on {args.system}") as progress:
         res = train(args.model, ds, config, progress=progress, resume=args.resume, device=args.device,
                     out=out)
-    print(f"trained {args.model} on {args.system} (dataset {cfg.key()}): {config.total} iterations in "
+    print(f"trained {args.model} on {args.system} (dataset {cfg.key()}): {res.iterations} iterations in "
           f"{res.seconds:.1f} s, best validation nRMSE {res.best.get('score', float('nan')):.4g} at "
           f"iteration {res.best.get('iteration')}, {res.model.n_parameters()} parameters")
     print(f"checkpoint: {res.checkpoint}")
