@@ -6,8 +6,11 @@ held-out slice of the training split, supernet weights, pruned, BN recalibrated)
 integer-reference top-1 on the first `int8_size` test images; NaN when not computed), finetuned,
 macs, mmacs, params, flash_bytes, sram_bytes, flash_kb, sram_kb, n_sparse_layers, sparsity (JSON
 {op: achieved fraction of zero weights}), sparsity_target (JSON {op: searched level}), block (JSON
-{op: b}), storage (JSON {op: "sparse"|"dense"}), generation. Fine-tuned weights of the top
-candidates go to `finetuned.pt` next to the table.
+{op: b}), storage (JSON {op: "sparse"|"dense"}), generation; latency_ms, latency_cycles and its
+_optimistic/_conservative bounds (the fitted per-layer model, `core.tinyformer.latency`, at 216 MHz);
+the same path stored dense: dense_flash_bytes, dense_flash_kb, dense_sram_kb, dense_latency_ms,
+fits_dense (within both budgets without sparsity); pareto (front index of accuracy ↑ / latency ↓,
+0 = on the front). Fine-tuned weights of the top candidates go to `finetuned.pt` next to the table.
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ from core.errors import WorkbenchError, brief
 from core.io import Progress, atomic_path, no_progress
 from core.tinyformer import prune
 from core.tinyformer.model import TinyFormerNet, build, extract
-from core.tinyformer.sparsenas import Evaluator, SearchConfig, n_evaluations, search
+from core.tinyformer.pareto import pareto_ranks
+from core.tinyformer.sparsenas import Evaluator, SearchConfig, live_channels, n_evaluations, search
 from core.tinyformer.supernet import accuracy, load_checkpoint, load_images, recalibrate_bn
 
 
@@ -67,6 +71,12 @@ def _finetune_top(
     recalibrate_bn(model, ev.calib)
     prune.apply_masks(model, g, masks)
     info = _exact_cost(model, g, genome)
+    if ev.ctx.latency is not None:
+        blocks = {k: v for k, v in genome["block"].items() if info["format"].get(k) == "sparse"}
+        pred = ev.ctx.latency.predict(g, info["achieved"], blocks, info["format"], live_channels(masks))
+        info.update(latency_ms=pred["ms"], latency_cycles=pred["cycles"],
+                    latency_cycles_optimistic=pred["cycles_optimistic"],
+                    latency_cycles_conservative=pred["cycles_conservative"])
     info["accuracy_test"] = accuracy(model, *test)
     n = min(cfg.int8_size, len(test[1]))
     info["accuracy_int8"] = int8_accuracy(model, genome["arch"], ev.calib, test[0][:n], test[1][:n])
@@ -90,11 +100,21 @@ def run_sparsenas(
     root: Path | str | None = None,
     progress: Progress = no_progress,
     out_dir: Path | None = None,
+    scheduler: Any = None,
+    latency_model: Any = None,
 ) -> pd.DataFrame:
     """Search with the supernet in `checkpoint`; return the candidates table (best first).
 
     Fine-tuned weights of the top candidates are written to `out_dir/finetuned.pt` when given.
+    `scheduler`: evaluate each generation's genomes on Dask (`core.cluster`), same table as without.
+    `latency_model`: a `LatencyModel` or its JSON path (default `data/nas/latency_model.json`).
     """
+    from core.cluster import check_scheduler
+    from core.tinyformer import latency
+
+    check_scheduler(scheduler)
+    if not isinstance(latency_model, latency.LatencyModel):
+        latency_model = latency.load(latency_model)
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     sup, space, meta = load_checkpoint(checkpoint)
@@ -113,11 +133,13 @@ def run_sparsenas(
     train = (x[:n_train], y[:n_train])
     val = (x[len(y) - cfg.val_size :], y[len(y) - cfg.val_size :])  # held out: never seen in training
     test = load_images(cfg.dataset, "test", cfg.test_size, space.resolution, root)
-    ev = Evaluator(sup, cfg, train[0][: cfg.calib_size], *val)
+    ev = Evaluator(sup, cfg, train[0][: cfg.calib_size], *val, latency_model=latency_model,
+                   scheduler=scheduler)
     t0 = time.monotonic()
     born = search(space, cfg, ev, progress)
     search_s = time.monotonic() - t0
     keys = sorted(born, key=lambda k: -ev.cache[k]["accuracy"])
+    fronts = pareto_ranks([(-ev.cache[k]["accuracy"], ev.cache[k]["latency_ms"]) for k in keys])
     total = n_evaluations(cfg) + cfg.finetune_top
     rows, finetuned = [], {}
     for rank, key in enumerate(keys):
@@ -133,7 +155,7 @@ def run_sparsenas(
                 "state_dict": model.state_dict(),
             }
             progress(min(total, n_evaluations(cfg) + rank + 1), total, f"fine-tuned #{rank}")
-        rows.append(_row(rank, genome, info, cfg, born[key]))
+        rows.append(_row(rank, genome, info, cfg, born[key]) | {"pareto": fronts[rank]})
     table = pd.DataFrame(rows)
     table.attrs.update(search_seconds=search_s, total_seconds=time.monotonic() - t0, space=space.name)
     if out_dir is not None and finetuned:
@@ -166,6 +188,16 @@ def _row(
         "block": json.dumps(genome["block"]),
         "storage": json.dumps(info["format"]),
         "generation": gen,
+        "latency_ms": info["latency_ms"],
+        "latency_cycles": info["latency_cycles"],
+        "latency_cycles_optimistic": info["latency_cycles_optimistic"],
+        "latency_cycles_conservative": info["latency_cycles_conservative"],
+        "dense_flash_bytes": info["dense_flash_bytes"],
+        "dense_flash_kb": info["dense_flash_bytes"] / 1024,
+        "dense_sram_kb": info["dense_sram_bytes"] / 1024,
+        "dense_latency_ms": info["dense_latency_ms"],
+        "fits_dense": bool(info["dense_flash_bytes"] <= cfg.flash_budget
+                           and info["dense_sram_bytes"] <= cfg.sram_budget),
     }
 
 

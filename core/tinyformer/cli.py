@@ -3,6 +3,8 @@
     python -m core nas supernas  --flash-kb 1024 --sram-kb 320            # pick a search space
     python -m core nas supernet  --dataset shapes10 [--space auto|NAME]   # SPOS-train its supernet
     python -m core nas sparsenas --flash-kb 1024 --sram-kb 320 --dataset shapes10   # candidates table
+                                 [--latency-ms 500] [--scheduler local|tcp://host:port]
+    python -m core nas finetune --id 0 --steps 6000 [--resume]            # long, resumable fine-tune
     python -m core nas show --id 3                                        # one candidate as JSON
     python -m core nas download-cifar10 [--root DIR]
 
@@ -196,6 +198,7 @@ def _cmd_sparsenas(args: argparse.Namespace) -> int:
         dataset=args.dataset,
         seed=args.seed,
         threads=args.threads,
+        latency_budget_ms=args.latency_ms,
         **overrides,
     )
     evals = n_evaluations(cfg)
@@ -206,7 +209,8 @@ def _cmd_sparsenas(args: argparse.Namespace) -> int:
     ckpt = Path(args.checkpoint) if args.checkpoint else folder / "supernet.pt"
     t0 = time.monotonic()
     with tqdm_progress("SparseNAS", unit="eval") as progress:
-        table = run_sparsenas(ckpt, cfg, root=args.root, progress=progress, out_dir=folder)
+        table = run_sparsenas(ckpt, cfg, root=args.root, progress=progress, out_dir=folder,
+                              scheduler=args.scheduler, latency_model=args.latency_model)
     path = write_candidates(table, folder / "candidates.parquet")
     record(
         folder,
@@ -214,9 +218,29 @@ def _cmd_sparsenas(args: argparse.Namespace) -> int:
         {"search": cfg, "checkpoint": str(ckpt)},
         {"rows": len(table), "seconds": time.monotonic() - t0},
     )
-    cols = [c for c in ("id", "accuracy", "accuracy_int8", "mmacs", "flash_kb", "sram_kb") if c in table]
+    cols = [c for c in ("id", "accuracy", "accuracy_int8", "latency_ms", "mmacs", "flash_kb", "sram_kb",
+                        "dense_flash_kb") if c in table]
     print(table[cols].head(10).to_string(index=False))
     print(f"{len(table)} candidates -> {path}")
+    return 0
+
+
+def _cmd_finetune(args: argparse.Namespace) -> int:
+    from core.io import tqdm_progress
+    from core.tinyformer.finetune import FinetuneConfig, finetune_candidate
+
+    folder = _out(args)
+    _prepare(folder, "candidates.parquet", "finetuned.pt", f"finetune_{args.id}.pt")
+    cfg = FinetuneConfig(steps=args.steps, batch=args.batch, lr=args.lr, shift=args.shift,
+                         test_size=args.test_size, seed=args.seed, threads=args.threads)
+    t0 = time.monotonic()
+    with tqdm_progress(f"fine-tune candidate {args.id}", unit="step") as progress:
+        res = finetune_candidate(folder, args.id, cfg, resume=args.resume, checkpoint=args.checkpoint,
+                                 root=args.root, progress=progress)
+    record(folder, f"finetune_{args.id}", {"finetune": cfg, "id": args.id},
+           res | {"seconds": time.monotonic() - t0})
+    print(f"candidate {args.id}: float {res['float']:.4f}, int8 {res['int8']:.4f} on {res['images']} test "
+          f"images -> {folder / 'finetuned.pt'}")
     return 0
 
 
@@ -279,7 +303,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint", default=None, help="supernet checkpoint (default <out>/supernet.pt)")
     for flag in SEARCH_FLAGS:  # defaults live in SearchConfig (None = keep the default)
         p.add_argument(f"--{flag.replace('_', '-')}", type=int, default=None, help=f"SearchConfig.{flag}")
+    p.add_argument("--latency-ms", type=float, default=None,
+                   help="latency budget in ms at 216 MHz (fitted model; default: none)")
+    p.add_argument("--latency-model", default=None,
+                   help="fitted latency model JSON (default data/nas/latency_model.json)")
+    p.add_argument("--scheduler", default=None,
+                   help="evaluate candidates on Dask: 'local' or tcp://host:port (default: in-process)")
     p.set_defaults(func=_cmd_sparsenas)
+    p = sub.add_parser("finetune", help="fine-tune one candidate long and resumably; float and int8 top-1")
+    _common(p, budgets=False)
+    _data(p)
+    p.set_defaults(threads=1)
+    p.add_argument("--id", type=int, required=True)
+    p.add_argument("--steps", type=int, default=6000)
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--lr", type=float, default=0.02)
+    p.add_argument("--shift", type=int, default=2)
+    p.add_argument("--test-size", type=int, default=2000, help="test images for float and int8 top-1")
+    p.add_argument("--checkpoint", default=None, help="supernet checkpoint (default <out>/supernet.pt)")
+    p.add_argument("--resume", action="store_true", help="continue <out>/finetune_<id>.pt exactly")
+    p.set_defaults(func=_cmd_finetune)
     p = sub.add_parser("show", help="print one candidate of the candidates table as JSON")
     _common(p, budgets=False)
     p.add_argument("--id", type=int, required=True)

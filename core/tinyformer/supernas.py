@@ -1,12 +1,15 @@
 """SuperNAS: choose the search space, the TinyNAS way (MCUNet, Lin et al. 2020).
 
 For each candidate space (width multiplier × number of downsample stages × input resolution) draw
-M uniformly random subnets (seeded), compute their dense int8 flash (`cost.flash_bytes`) and peak
-SRAM (`cost.sram_bytes`), and keep those within both budgets. A space whose *fitting* subnets have
-more MACs is expected to give better accuracy (MCUNet's observation: within a budget, accuracy grows
-with FLOPs), so spaces are ranked by the mean MACs of their fitting subnets (ties: the higher
-80th percentile). A space where fewer than
-`min_fit` of the M samples fit is not eligible (its distribution is not a distribution). The CDF of
+M uniformly random subnets (seeded), compute their int8 flash (`cost.flash_bytes`, code included) and
+peak SRAM (`cost.sram_bytes`), and keep those within both budgets (and `max_mmacs`, a latency proxy,
+when given). With `max_sparsity` > 0 a subnet fits when it fits with every weighted layer block-pruned
+to that sparsity (analytic encoded size, largest block): at the paper's scale (width ≥ 2) the largest
+dense subnets exceed 1 MB and only fit sparse, which is what SparseNAS then searches.
+A space whose *fitting* subnets have more MACs is expected to give better accuracy (MCUNet's
+observation: within a budget, accuracy grows with FLOPs), so spaces are ranked by the mean MACs of
+their fitting subnets (ties: the higher 80th percentile). A space where fewer than `min_fit` of the
+M samples fit is not eligible (its distribution is not a distribution). The CDF of
 MACs among fitting subnets is returned per space for plotting.
 """
 
@@ -76,13 +79,38 @@ class SpaceScore:
         return self.fitting / self.samples
 
 
-def score_space(space: SpaceConfig, flash_budget: int, sram_budget: int, m: int, seed: int) -> SpaceScore:
+def sparse_flash(g: Any, sparsity: float) -> int:
+    """Flash of graph `g` with every weighted layer at `sparsity` (analytic size, largest block;
+    dense where that is smaller)."""
+    if sparsity <= 0:
+        return flash_bytes(g)
+    from core.tinyformer import sparse
+    from core.tinyformer.cost import analytic_encoded_size
+
+    wb, blocks = {}, {}
+    for op in g.ops:
+        if op.kind in ("conv2d", "dwconv2d", "linear"):
+            b = max(sparse.block_size_choices(op.weight_shape))
+            wb[op.name], blocks[op.name] = analytic_encoded_size(op.weight_shape, sparsity, b), b
+    return flash_bytes(g, wb, blocks)
+
+
+def fits(g: Any, flash_budget: int, sram_budget: int, max_sparsity: float = 0.0,
+         max_mmacs: float | None = None) -> bool:
+    """True when graph `g` fits the budgets (pruned to `max_sparsity` where that is given)."""
+    if max_mmacs is not None and g.macs > max_mmacs * 1e6:
+        return False
+    return sparse_flash(g, max_sparsity) <= flash_budget and sram_bytes(g) <= sram_budget
+
+
+def score_space(space: SpaceConfig, flash_budget: int, sram_budget: int, m: int, seed: int,
+                max_sparsity: float = 0.0, max_mmacs: float | None = None) -> SpaceScore:
     """Sample `m` subnets of `space` and summarize the MACs of those within the budgets."""
     rng = random.Random(seed)
     macs = []
     for _ in range(m):
         g = graph_of(sample(space, rng))
-        if flash_bytes(g) <= flash_budget and sram_bytes(g) <= sram_budget:
+        if fits(g, flash_budget, sram_budget, max_sparsity, max_mmacs):
             macs.append(g.macs)
     small = graph_of(extreme(space, largest=False))
     arr = np.sort(np.asarray(macs, dtype=np.int64))
@@ -106,11 +134,17 @@ def run_supernas(
     spaces: list[SpaceConfig] | None = None,
     min_fit: int = 5,
     progress: Progress = no_progress,
+    max_sparsity: float = 0.0,
+    max_mmacs: float | None = None,
 ) -> dict[str, Any]:
     """Score every candidate space; return {"best", "spaces": [...], "cdf": {...}} (JSON-able).
 
     Raises `WorkbenchError` naming the smallest reachable flash and SRAM when no space is eligible.
     """
+    if not 0 <= max_sparsity <= 0.95:
+        raise WorkbenchError(f"max sparsity {max_sparsity} must be in [0, 0.95]")
+    if max_mmacs is not None and not max_mmacs > 0:
+        raise WorkbenchError(f"MAC budget {max_mmacs} MMACs must be positive")
     if min_fit < 1 or m < min_fit:
         raise WorkbenchError(f"samples per space ({m}) must be >= min_fit ({min_fit}), which must be >= 1")
     spaces = spaces or candidate_spaces()
@@ -124,7 +158,7 @@ def run_supernas(
         )
     scores = []
     for i, space in enumerate(spaces):
-        scores.append(score_space(space, flash_budget, sram_budget, m, seed + i))
+        scores.append(score_space(space, flash_budget, sram_budget, m, seed + i, max_sparsity, max_mmacs))
         progress(i + 1, len(spaces), space.name)
     eligible = [s for s in scores if s.fitting >= min_fit]
     if not eligible:
@@ -162,6 +196,8 @@ def run_supernas(
         "sram_budget": sram_budget,
         "samples": m,
         "seed": seed,
+        "max_sparsity": max_sparsity,
+        "max_mmacs": max_mmacs,
         "spaces": table,
         "cdf": cdf,
     }
