@@ -72,7 +72,8 @@ def test_finetune_resume_equals_uninterrupted(folder: Path, tmp_path: Path) -> N
     assert finetune_candidate(b, 1, cfg, stop_after=3) is None
     rb = finetune_candidate(b, 1, cfg, resume=True)
     assert ra == rb
-    sa, sb = (torch.load(d / "finetuned.pt", weights_only=True)["candidates"][1]["state_dict"] for d in (a, b))
+    sa, sb = (torch.load(d / "finetuned.pt", weights_only=True)["candidates"][1]["state_dict"]
+              for d in (a, b))
     assert _same(sa, sb)
     row = pd.read_parquet(a / "candidates.parquet").set_index("id").loc[1]
     assert bool(row["finetuned"]) and row["accuracy_int8"] == ra["int8"] and row["test_images"] == 16

@@ -5,6 +5,7 @@
     python -m core nas sparsenas --flash-kb 1024 --sram-kb 320 --dataset shapes10   # candidates table
                                  [--latency-ms 500] [--scheduler local|tcp://host:port]
     python -m core nas finetune --id 0 --steps 6000 [--resume]            # long, resumable fine-tune
+    python -m core nas engine --id 0          # CMSIS-NN / dense / sparse runs -> data/nas/engine/0.json
     python -m core nas show --id 3                                        # one candidate as JSON
     python -m core nas download-cifar10 [--root DIR]
 
@@ -131,13 +132,16 @@ def _cmd_supernas(args: argparse.Namespace) -> int:
     check_target(results / "nas_supernas.md")
     check_target(results / "nas_supernas.json")
     with tqdm_progress("SuperNAS spaces") as progress:
-        result = run_supernas(flash, sram, m=samples, seed=args.seed, progress=progress)
+        result = run_supernas(flash, sram, m=samples, seed=args.seed, progress=progress,
+                              max_sparsity=args.max_sparsity, max_mmacs=args.max_mmacs)
     write_json_atomic(folder / "supernas.json", {"command": _command(), **result})
     config = vars(args) | {"func": None}
     record(folder, "supernas.json", config, {"best": result["best"]})
     rows = [[r["space"], r["fitting"], r["samples"], r["mean_mmacs"], r["p80_mmacs"], r["eligible"],
              r["min_flash_kb"], r["min_sram_kb"]] for r in result["spaces"]]
-    md = (f"## SuperNAS: search spaces within {flash / 1024:g} KB flash and {sram / 1024:g} KB SRAM\n\n"
+    how = (f", pruned to {args.max_sparsity:g} sparsity" if args.max_sparsity else ", dense") + (
+        f", ≤ {args.max_mmacs:g} MMACs" if args.max_mmacs else "")
+    md = (f"## SuperNAS: search spaces within {flash / 1024:g} KB flash and {sram / 1024:g} KB SRAM{how}\n\n"
           + markdown_table(["space", "fitting", "samples", "mean MMACs (fitting)", "p80 MMACs", "eligible",
                             "min flash KB", "min SRAM KB"], rows)
           + f"\n\nBest space: **{result['best']}** (highest mean MACs among the subnets that fit).")
@@ -244,6 +248,19 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_engine(args: argparse.Namespace) -> int:
+    from core.io import tqdm_progress
+    from core.tinyformer.explore import compare_sentence, engine_runs, runs_path, ship_engine_runs
+
+    folder = _out(args)
+    check_target(runs_path(args.id, folder))
+    with tqdm_progress(f"engine runs of candidate {args.id}") as progress:
+        path = ship_engine_runs(args.id, _command(), folder, progress)
+    print(compare_sentence(engine_runs(args.id, folder)))
+    print(f"-> {path}")
+    return 0
+
+
 def _cmd_show(args: argparse.Namespace) -> int:
     from core.tinyformer.candidates import load_candidate
 
@@ -281,6 +298,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = sub.add_parser("supernas", help="score candidate search spaces by the MACs of fitting subnets")
     _common(p)
     p.add_argument("--samples", type=int, default=200, help="subnets sampled per space")
+    p.add_argument("--max-sparsity", type=float, default=0.0,
+                   help="a subnet fits when it fits pruned to this sparsity (default 0: dense)")
+    p.add_argument("--max-mmacs", type=float, default=None, help="MAC budget in millions (latency proxy)")
     p.set_defaults(func=_cmd_supernas)
     p = sub.add_parser("supernet", help="SPOS-train the weight-sharing supernet of a space")
     _common(p, budgets=False)
@@ -323,6 +343,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint", default=None, help="supernet checkpoint (default <out>/supernet.pt)")
     p.add_argument("--resume", action="store_true", help="continue <out>/finetune_<id>.pt exactly")
     p.set_defaults(func=_cmd_finetune)
+    p = sub.add_parser("engine", help="emulate a candidate as CMSIS-NN / dense / sparse deployments "
+                                      "-> <out>/engine/<id>.json (what the explorer shows)")
+    _common(p, budgets=False)
+    p.add_argument("--id", type=int, required=True)
+    p.set_defaults(func=_cmd_engine)
     p = sub.add_parser("show", help="print one candidate of the candidates table as JSON")
     _common(p, budgets=False)
     p.add_argument("--id", type=int, required=True)
