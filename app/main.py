@@ -11,21 +11,42 @@ from __future__ import annotations
 import logging
 
 import panel as pn
-from pages import load_pages
+from pages import busy, load_pages, warm_up
+from pages._scripts import ON_DEMAND, session_scripts, when_loaded
 
 log = logging.getLogger("workbench.app")
 
+busy()  # a session starts: background imports wait
 modules = load_pages()
-extensions = sorted({ext for m in modules for ext in getattr(m, "EXTENSIONS", ())})
+# libraries only a 3D view needs (vtk.js) come later, when a page asks for them (pages/_scripts.py)
+extensions = sorted({ext for m in modules for ext in getattr(m, "EXTENSIONS", ())} - set(ON_DEMAND))
 pn.extension(*extensions, notifications=True, sizing_mode="stretch_width")
+
+
+def _no_mathjax() -> None:
+    """Panel adds bokeh-mathjax (1.8 MB of JavaScript) to every page that holds a Markdown pane, in
+    case it contains TeX; the workbench typesets its equations with KaTeX and has no TeX in
+    Markdown, so the page is served without it (`tests/test_app_ui.py` checks the page's scripts)."""
+    import panel.io.resources as resources
+
+    if hasattr(resources, "_panel_use_mathjax"):
+        resources._panel_use_mathjax = lambda roots: False
+
+
+_no_mathjax()
 
 
 class Fast(pn.theme.Fast):
     """The Fast design without its web font (Open Sans from fonts.googleapis.com): a classroom
-    machine may have no internet, and the page must not wait for it. (Named like its parent: Panel
-    finds a design's bundled files by the class name.)"""
+    machine may have no internet, and the page must not wait for it; and with the minified FAST
+    components (410 kB instead of 889 kB of JavaScript to parse on every page load). (Named like its
+    parent: Panel finds a design's bundled files by the class name.)"""
 
-    _resources = {k: v for k, v in pn.theme.Fast._resources.items() if k != "font"}
+    _resources = {
+        **{k: v for k, v in pn.theme.Fast._resources.items() if k != "font"},
+        "js_modules": {k: v.replace("fast-components.js", "fast-components.min.js")
+                       for k, v in pn.theme.Fast._resources["js_modules"].items()},
+    }
 
 
 class BrokenPage(pn.viewable.Viewer):
@@ -60,6 +81,7 @@ pages: dict[int, pn.viewable.Viewer] = {}
 
 
 def page(i: int) -> pn.viewable.Viewer:
+    busy()
     if i not in pages:
         pages[i] = build(modules[i])
         holders[i][:] = [pages[i]]
@@ -82,35 +104,42 @@ tabs.active = first
 sidebar = pn.Column(page(first).sidebar(), sizing_mode="stretch_width")
 
 
+def _after(extensions: list[str], fn) -> None:
+    """`fn()` once the browser has every library in `extensions` (pages/_scripts.py)."""
+    if not extensions:
+        fn()
+    else:
+        when_loaded(extensions[0], _after, extensions[1:], fn)
+
+
 def _switch_sidebar(event) -> None:
-    sidebar[:] = [page(event.new).sidebar()]
+    """A tab opened: its page is built (the first time, once the browser has the libraries the page
+    loads on demand: vtk.js, Tabulator) and its controls fill the sidebar."""
+    i = event.new
+    if i not in pages:
+        sidebar[:] = [pn.indicators.LoadingSpinner(value=True, size=30, label="loading…")]
+
+    def show() -> None:
+        if tabs.active == i:
+            sidebar[:] = [page(i).sidebar()]
+        else:
+            page(i)
+
+    _after([e for e in modules[i].EXTENSIONS if e in ON_DEMAND], show)
 
 
 tabs.param.watch(_switch_sidebar, "active")
 
 
-def _warm_up() -> None:
-    """Once the first page is drawn, import the other pages' modules (torch, HoloViews) in the
-    background, so opening their tabs later costs only building them. Imports happen once per server
-    process; later sessions find them done."""
-    import threading
-
-    def run() -> None:
-        for m in modules:
-            try:
-                m.module  # noqa: B018 (the import is the point)
-            except Exception:  # a broken page shows its error when its tab opens
-                log.debug("warming up %s failed", m.__name__, exc_info=True)
-
-    threading.Thread(target=run, daemon=True, name="workbench-warm-up").start()
-
-
-pn.state.onload(_warm_up)
+# once the first page is drawn, the other pages' modules (torch, PyVista) are imported in the
+# background while no page is being served (pages.warm_up), so opening their tabs is quick
+pn.state.onload(lambda: warm_up(modules))
+scripts = session_scripts()
 
 pn.template.FastListTemplate(
     title="PIMRL × TinyFormer Workbench",
     sidebar=[sidebar],
-    main=[tabs],
+    main=[tabs, *([scripts.loader] if scripts is not None else [])],
     accent="#1f6f8b",
     sidebar_width=340,
     design=Fast,

@@ -4,22 +4,11 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import socket
 import subprocess
-import sys
-import time
-import urllib.request
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-CHROMIUM_FLAGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--disable-dev-shm-usage",
-]
+from core.appbench import CHROMIUM_FLAGS, chromium_path, free_port, serve, wait_http
 
 
 class FakeNotifications:
@@ -44,65 +33,32 @@ def _isolated_data(tmp_path_factory):
         yield
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_http(url: str, proc: subprocess.Popen, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"panel serve exited with {proc.returncode}")
-        try:
-            with urllib.request.urlopen(url, timeout=5) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.5)
-    raise TimeoutError(f"{url} did not answer within {timeout:.0f} s")
-
-
 @pytest.fixture(scope="session")
 def served_app(tmp_path_factory):
     """`panel serve app` on a free loopback port; yields the page URL (`/app`: Bokeh names a directory
     app after the directory). At teardown, fails if any traceback escaped a session into the server
     log; a browser closing mid-message (StreamClosedError / WebSocketClosedError) is the client
     leaving, not a fault of the app."""
-    port = _free_port()
-    env = dict(os.environ, WORKBENCH_CACHE=str(tmp_path_factory.mktemp("served-cache")))
+    port = free_port()
     log_path = tmp_path_factory.mktemp("served-log") / "panel.log"
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "panel", "serve", "app", "--address", "127.0.0.1", "--port", str(port),
-             "--allow-websocket-origin", f"127.0.0.1:{port}", "--num-procs", "1",
-             # a closed tab's session ends within ~2 s (default ~30 s), so tests can watch its work stop
-             "--check-unused-sessions", "1000", "--unused-session-lifetime", "1000"],
-            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
-        )
-        url = f"http://127.0.0.1:{port}/app"
+    # a closed tab's session ends within ~2 s (default ~30 s), so tests can watch its work stop
+    proc = serve(port, tmp_path_factory.mktemp("served-cache"), log_path,
+                 extra=("--num-procs", "1", "--check-unused-sessions", "1000",
+                        "--unused-session-lifetime", "1000"))
+    url = f"http://127.0.0.1:{port}/app"
+    try:
+        wait_http(url, proc)
+        yield url
+    finally:
+        proc.terminate()
         try:
-            _wait_http(url, proc)
-            yield url
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
     tracebacks = re.findall(r"^Traceback \(most recent call last\):\n(?:(?!\d{4}-\d\d-\d\d ).*\n?)*",
                             log_path.read_text(), flags=re.M)
     escaped = [t for t in tracebacks if not re.search(r"(StreamClosedError|WebSocketClosedError)", t)]
     assert escaped == [], escaped[0][-3000:]
-
-
-def chromium_path() -> str | None:
-    for name in ("chromium", "chromium-browser"):
-        path = shutil.which(name)
-        if path:
-            return path
-    return None
 
 
 @pytest.fixture(scope="session")

@@ -8,11 +8,11 @@ test) plus that the page raised no JavaScript error.
 from __future__ import annotations
 
 import io
-import time
 import urllib.request
 
 import numpy as np
 import pytest
+from _browser import wait_for
 from matplotlib import colormaps
 from PIL import Image
 
@@ -75,22 +75,12 @@ def drawn(rgb: np.ndarray, background=(255, 255, 255)) -> tuple[float, int, floa
     return float(fg.mean()), len(np.unique(flat, axis=0)), float(rgb.std())
 
 
-def _wait_for(measure, ok, timeout_s: float = 20.0):
-    """Re-measure until `ok(result)` or the timeout (a condition, not a fixed sleep); the last result."""
-    deadline = time.monotonic() + timeout_s
-    result = measure()
-    while not ok(result) and time.monotonic() < deadline:
-        time.sleep(0.2)
-        result = measure()
-    return result
-
-
 def _wait_drawn(plot) -> None:
-    _wait_for(lambda: colormap_fraction(pixels(plot)), lambda r: r[0] > 0.3)
+    wait_for(lambda: colormap_fraction(pixels(plot)), lambda r: r[0] > 0.3)
 
 
 def _wait_changed(plot, before: np.ndarray) -> np.ndarray:
-    return _wait_for(lambda: pixels(plot),
+    return wait_for(lambda: pixels(plot),
                      lambda now: now.shape == before.shape and np.abs(now.astype(int) - before).mean() > 1.0)
 
 
@@ -131,13 +121,13 @@ def test_generate_3d_draws_iso_surface_and_volume(page, served_app):
     generate(page, "grayscott3d", "16", 6)
     iso = page.locator(".wb-vtk-iso").first
     iso.wait_for()
-    share, colours, std = _wait_for(lambda: drawn(pixels(iso)), lambda r: r[0] > 0.08)  # vtk.js draws late
+    share, colours, std = wait_for(lambda: drawn(pixels(iso)), lambda r: r[0] > 0.08)  # vtk.js draws late
     # measured ~18 % with the surface; the outline box alone is ~2 % (12 one-pixel edges)
     assert share > 0.08 and colours > 20 and std > 10, (share, colours, std)
     page.get_by_role("button", name="volume").click()
     volume = page.locator(".wb-vtk-volume").first
     volume.wait_for()
-    share, colours, std = _wait_for(lambda: drawn(pixels(volume)), lambda r: r[0] > 0.15)
+    share, colours, std = wait_for(lambda: drawn(pixels(volume)), lambda r: r[0] > 0.15)
     assert share > 0.15 and colours > 50 and std > 10, (share, colours, std)  # measured ~43 %
     assert page.js_errors == []
 
@@ -165,7 +155,7 @@ def test_a_new_dimensionality_replaces_the_view(page, served_app):
              ("grayscott2d", "16", 6, 1, 0))
     for system, grid, frames, frame_views, scenes in steps:
         generate(page, system, grid, frames)
-        counts = _wait_for(lambda: (visible_count(page, ".wb-frame"), visible_count(page, ".wb-vtk-iso")),
+        counts = wait_for(lambda: (visible_count(page, ".wb-frame"), visible_count(page, ".wb-vtk-iso")),
                            lambda c, want=(frame_views, scenes): c == want)  # Playwright pierces shadow DOM
         assert counts == (frame_views, scenes), (system, counts)
     assert visible_count(page, ".wb-spacetime") == 0  # KdV's space-time view went with KdV
@@ -189,7 +179,7 @@ def test_equations_and_table_describe_the_dataset_shown_while_another_generates(
             break
         assert "grayscott2d" in tab and eq == shown_eq, (eq, tab)
         page.wait_for_timeout(200)  # polling interval of the check above, not a wait for a result
-    assert _wait_for(equations.inner_text, lambda eq: eq != shown_eq) != shown_eq
+    assert wait_for(equations.inner_text, lambda eq: eq != shown_eq) != shown_eq
     assert page.js_errors == []
 
 
@@ -208,5 +198,5 @@ def test_typed_values_out_of_range_give_a_notification_and_show_the_value_used(p
         text = toast.inner_text()
         assert allowed in text and f"'{value}'" in text and f"using {used}" in text, text
         box = page.get_by_role("textbox", name=label, exact=True)
-        assert _wait_for(box.input_value, lambda v, u=used: v == u) == used
+        assert wait_for(box.input_value, lambda v, u=used: v == u) == used
     assert page.js_errors == []

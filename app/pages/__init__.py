@@ -12,6 +12,11 @@ Pages call `core`'s public API only; state lives in params of the page object (o
 from __future__ import annotations
 
 import importlib
+import logging
+import threading
+import time
+
+log = logging.getLogger("workbench.app")
 
 #: page modules, in tab order
 PAGE_MODULES: list[str] = [
@@ -56,3 +61,36 @@ class PageModule:
 
 def load_pages() -> list[PageModule]:
     return [PageModule(name) for name in PAGE_MODULES]
+
+
+#: seconds without a session starting or drawing before the background imports go on
+IDLE_S = 2.0
+_last_busy = [0.0]
+_warm_started = threading.Event()
+
+
+def busy() -> None:
+    """A session is starting or drawing a page: background imports wait (see `warm_up`)."""
+    _last_busy[0] = time.monotonic()
+
+
+def warm_up(modules: list[PageModule]) -> None:
+    """Import the pages' modules (torch, PyVista) in one background thread per server process, so
+    opening a tab later costs only building its page. Each import waits until no session has
+    started or drawn a page for IDLE_S seconds: an import holds the interpreter lock for seconds
+    (torch), and a page being served must not wait for it."""
+    busy()
+    if _warm_started.is_set():
+        return
+    _warm_started.set()
+
+    def run() -> None:
+        for m in modules:
+            while time.monotonic() - _last_busy[0] < IDLE_S:
+                time.sleep(0.25)
+            try:
+                m.module  # noqa: B018 (the import is the point)
+            except Exception:  # a broken page shows its error when its tab opens
+                log.debug("warming up %s failed", m.__name__, exc_info=True)
+
+    threading.Thread(target=run, daemon=True, name="workbench-warm-up").start()

@@ -14,6 +14,8 @@ stacked). 3D fields use `pages._volume` (PyVista / vtk.js).
 
 from __future__ import annotations
 
+import html
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -24,6 +26,7 @@ from bokeh.models import (
     ColorBar,
     ColumnDataSource,
     CustomJSTickFormatter,
+    Div,
     HoverTool,
     Legend,
     LinearColorMapper,
@@ -101,6 +104,23 @@ def readable_log_axis(axis) -> None:
     axis.formatter = CustomJSTickFormatter(code="return Number(tick.toPrecision(3)).toString()")
 
 
+def caption(obj: param.Parameterized, name: str = "title", *, font_size: str | None = None,
+            css_classes: tuple[str, ...] = ()) -> pn.pane.Bokeh:
+    """A one-line caption that follows the string param `name` of `obj` (`**bold**` allowed).
+
+    A plain Bokeh Div whose text is swapped: a frame title changes with every frame played, and a
+    Markdown pane re-renders (Markdown parse, theme) for ~15 ms per change on a loaded machine, which
+    alone held playback below 10 frames/s (measured with the Data explorer's player: 30 ms of
+    server time per frame with a Markdown title, 4 ms with this caption)."""
+    def to_html(text: str) -> str:
+        return re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", html.escape(str(text)))
+
+    div = Div(text=to_html(getattr(obj, name)), sizing_mode="stretch_width", margin=(0, 10, 0, 10),
+              styles={"font-size": font_size} if font_size else {})
+    obj.param.watch(lambda e: setattr(div, "text", to_html(e.new)), name)
+    return pn.pane.Bokeh(div, sizing_mode="stretch_width", css_classes=["wb-caption", *css_classes])
+
+
 # --------------------------------------------------------------------------------- frame views --
 class _StreamView(pn.viewable.Viewer):
     title = param.String(default="", doc="caption above the plot")
@@ -136,8 +156,8 @@ class _StreamView(pn.viewable.Viewer):
         """Nothing held outside Python."""
 
     def __panel__(self):
-        return pn.Column(pn.pane.Markdown(self.param.title, margin=(0, 10)),
-                         pn.pane.Bokeh(self.fig, sizing_mode="stretch_width"), sizing_mode="stretch_width",
+        return pn.Column(caption(self), pn.pane.Bokeh(self.fig, sizing_mode="stretch_width"),
+                         sizing_mode="stretch_width",
                          css_classes=["wb-frame"])
 
 

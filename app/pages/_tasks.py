@@ -22,6 +22,7 @@ import param
 from panel.io.state import set_curdoc
 
 from core.errors import WorkbenchError
+from pages._stream_views import caption
 
 log = logging.getLogger("workbench.app")
 
@@ -120,7 +121,8 @@ class TaskRunner(param.Parameterized):
         self._n_reports = 0
         self.bar = pn.indicators.Progress(value=0, max=1, sizing_mode="stretch_width", height=16,
                                           visible=self.param.busy, bar_color="info")
-        self.status = pn.pane.Markdown(self.param.message, margin=(0, 10), styles={"font-size": "0.9em"})
+        # a caption, not Markdown: the message changes with every progress report (each frame shown)
+        self.status = caption(self, "message", font_size="0.9em")
 
     # ------------------------------------------------------------------------- controls (UI) --
     def run(self, job: Callable[[TaskRunner], Any], on_done: Callable[[Any], None],

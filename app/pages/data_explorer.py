@@ -23,6 +23,7 @@ from bokeh.plotting import figure
 from core.datasets import DatasetConfig, generate, list_datasets, open_dataset
 from core.errors import WorkbenchError
 from core.physics import PRESETS, SYSTEMS, get_system
+from pages._scripts import when_loaded
 from pages._widgets import (
     SpaceTime,
     TaskRunner,
@@ -141,7 +142,14 @@ class DataExplorer(pn.viewable.Viewer):
 
     # ----------------------------------------------------------------------------- show a dataset --
     def show_dataset(self, ds) -> None:
-        """Make `ds` the dataset shown (called on the document's thread)."""
+        """Make `ds` the dataset shown (called on the document's thread); a 3D dataset once the
+        browser has vtk.js (loaded on demand: `pages._scripts`)."""
+        if "z" in ds.dims:
+            when_loaded("vtk", self._show_dataset, ds)
+        else:
+            self._show_dataset(ds)
+
+    def _show_dataset(self, ds) -> None:
         a = ds.attrs
         self.ds = ds
         fields = list(a["fields"])

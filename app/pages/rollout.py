@@ -15,6 +15,7 @@ smoothly. A model that diverges keeps a "diverged at step N" marker in place of 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from typing import Any
 
@@ -25,7 +26,16 @@ import param
 from core.errors import WorkbenchError
 from core.physics import PRESETS, SYSTEMS
 from pages._core import MODELS, REFERENCES, SCHEMES, load_surrogates, reference_dataset_config
-from pages._stream_views import PALETTE, REFERENCE_COLOR, StreamCurve, StreamLines, error_clim, stream_view
+from pages._scripts import when_loaded
+from pages._stream_views import (
+    PALETTE,
+    REFERENCE_COLOR,
+    StreamCurve,
+    StreamLines,
+    caption,
+    error_clim,
+    stream_view,
+)
 from pages._tasks import TaskCancelled
 from pages._volume import SceneView
 from pages._widgets import (
@@ -50,7 +60,7 @@ SIZES: tuple[str, ...] = ("full test split", "quick look")
 QUICK = {"n_samples": 3, "n_coarse": 41, "splits": (1, 1, 1), "seed": 1000}
 RATES: tuple[int, ...] = (2, 5, 12, 25)
 #: 3D scenes are contoured and sent as meshes: at most this many updates per second
-MAX_RATE_3D = 2
+MAX_RATE_3D = 4
 PERSISTENCE = "persistence"
 
 
@@ -148,12 +158,13 @@ class RolloutPage(pn.viewable.Viewer):
         self._buttons()
         fps = self.param.fps.rx().rx.pipe(lambda f: f"{f:.1f} frames/s" if f else "")
         self._layout = pn.Column(
-            self._equation, pn.pane.Markdown(self.param.now, styles={"font-size": "1.1em"}),
+            self._equation, caption(self, "now", font_size="1.1em"),
             pn.Row(pn.widgets.RadioButtonGroup.from_param(self.param.field, width=140),
                    pn.widgets.RadioButtonGroup.from_param(self.param.error_scale, width=130),
                    self.pin_button, self.scrubber, pn.pane.Markdown(fps, width=120)),
             self._area, sizing_mode="stretch_width")
         self.runner.param.watch(self._on_runner, ["busy", "state"])
+        when_loaded("vtk", lambda: None)  # fetch vtk.js now: a 3D run needs it when it starts
         on_session_end(self.close)
         if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
             pn.state.add_periodic_callback(self._count_tasks, period=1000)
@@ -300,6 +311,11 @@ class RolloutPage(pn.viewable.Viewer):
         data = prepare(*args, prep_progress)
         if task.stopping:
             raise TaskCancelled()
+        if len(data["dims"]) == 3:  # the scene needs vtk.js in the browser (loaded on demand)
+            ready = threading.Event()
+            task.show(when_loaded, "vtk", ready.set)
+            while not ready.wait(0.1):
+                task.checkpoint()
         task.show(self._begin, data)
         if not data["models"]:
             return None
@@ -310,8 +326,6 @@ class RolloutPage(pn.viewable.Viewer):
         """Compute every model's frames AHEAD of the display (a producer thread owned by this task)
         and show them one by one at the set rate, starting once the computation will finish before
         the display catches up."""
-        import threading
-
         from core.rollout import rollout
 
         n = d["n_steps"]
@@ -474,6 +488,7 @@ class RolloutPage(pn.viewable.Viewer):
         self._sent = dict.fromkeys(d["names"], 0)
         self._markers = {name: pn.pane.Alert("", alert_type="danger", css_classes=["wb-diverged"])
                          for name in d["names"]}
+        self._gone: set[str] = set()  # models whose row shows the "diverged" marker
         self._show(0)
         top = [self._views.get("fields") or self._views.get("truth") or self._views["scene"]]
         self._area[:] = [pn.Row(*top, pn.Column(self._lines, self._spectrum, sizing_mode="stretch_width"),
@@ -538,11 +553,12 @@ class RolloutPage(pn.viewable.Viewer):
                              "became non-finite; the frames before are kept (scrub back)") if gone else ""
             marker.visible = gone
             row = self._rows.get(name)
-            if row is not None:
+            # swap the row only when the model's state changes (a Row holds its views' panels, not the
+            # views: comparing those always differed, and every frame rebuilt the row, ~0.1 s in 3D)
+            if row is not None and gone != (name in self._gone):
                 keys = [k for k in (name, f"{name}|err") if k in self._views]
-                want = [marker] if gone else [self._views[k] for k in keys]
-                if list(row.objects) != want:
-                    row[:] = want
+                row[:] = [marker] if gone else [self._views[k] for k in keys]
+                self._gone ^= {name}
         if d["diverged_at"] != self.diverged:
             self.diverged = dict(d["diverged_at"])
 
