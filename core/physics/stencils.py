@@ -16,7 +16,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from scipy.ndimage import correlate1d
 
 #: offsets of the 5-point stencils below
 STENCIL_OFFSETS = np.array([-2, -1, 0, 1, 2])
@@ -30,6 +29,10 @@ MIN_POINTS = 5
 
 def _apply(u: np.ndarray, weights: np.ndarray, axis: int) -> np.ndarray:
     """Σ_o w_o u[i+o] along `axis`, periodic (scipy's correlate1d centres the 5 weights on i)."""
+    # imported on first use: scipy.ndimage takes ~0.5 s to import, and `core.physics` is imported by
+    # the app's first page (system names, equations), which steps no system itself
+    from scipy.ndimage import correlate1d
+
     return correlate1d(np.asarray(u, dtype=np.float64), weights, axis=axis, mode="wrap")
 
 
