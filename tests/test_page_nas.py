@@ -108,24 +108,41 @@ def test_layer_table_adds_up_to_the_candidate(shipped):
                 assert r.flash_bytes == op.weight_count + 8 * op.weight_shape[0] + 4 * op.bias_count
 
 
-def test_engine_summary_from_shipped_style_manifests(page, tmp_path):
+def test_engine_summary_from_shipped_runs(page, tmp_path):
     cid = page.candidate
     layers = [{"name": "a", "kind": "conv2d", "storage": "sparse", "macs": 100, "instructions": 300,
                "cycles": 400, "exact": True}]
-    man = {"candidate": cid, "sparse": "auto", "flash_bytes": 2048, "sram_bytes": 4096, "cycles": 400,
-           "instructions": 300, "cycles_per_mac": 4.0, "milliseconds_at_216MHz": 400 / 216e3,
-           "bit_exact": True, "layers": layers}
-    (tmp_path / str(cid)).mkdir()
-    (tmp_path / str(cid) / "manifest.json").write_text(json.dumps(man))
-    runs = nd.engine_runs(cid, tmp_path)
-    assert list(runs) == ["sparse"]
-    dense = {**man, "sparse": "dense", "cycles": 1000, "layers": [{**layers[0], "cycles": 1000}]}
-    page.engine_results[cid] = {"dense": dense, "sparse": runs["sparse"]}
-    page._show_engine()
-    assert "sparse vs dense: 2.50×" in page.engine_text.object
-    assert "| flash, ELF" in page.engine_text.object and "2.0 KB" in page.engine_text.object
-    assert page.engine_box.visible
-    del page.engine_results[cid]
+    run = {"flash_bytes": 2048, "sram_bytes": 4096, "cycles": 400, "cycles_optimistic": 300,
+           "cycles_conservative": 600, "instructions": 300, "cycles_per_mac": 4.0,
+           "milliseconds_at_216MHz": 400 / 216e3, "bit_exact": True, "layers": layers, "sparse_layers": 1}
+    def dense(cycles: int) -> dict:
+        return {**run, "cycles": cycles, "layers": [{**layers[0], "storage": "dense", "cycles": cycles}]}
+
+    runs = {"cmsis-nn": dense(1200), "dense": dense(1000), "sparse": run}
+    (tmp_path / "engine").mkdir()
+    (tmp_path / "engine" / f"{cid}.json").write_text(json.dumps({"command": "x", "runs": runs}))
+    shipped = nd.engine_runs(cid, tmp_path)
+    assert list(shipped) == ["cmsis-nn", "dense", "sparse"]
+    page.engine_results[cid] = shipped
+    try:
+        page._show_engine()
+        text = page.engine_text.object
+        assert "2.50× vs the engine's dense kernels" in text and "3.00× vs a CMSIS-NN deployment" in text
+        assert "| flash, ELF" in text and "2.0 KB" in text and "Where the time goes" in text
+        assert page.engine_box.visible
+        ratios = nd.layer_speedups(shipped)
+        assert ratios["vs_dense"].tolist() == [2.5] and ratios["vs_cmsis_nn"].tolist() == [3.0]
+    finally:
+        del page.engine_results[cid]
+
+
+def test_kernel_curve_break_even():
+    curve = pd.DataFrame({"kernel": ["k"] * 3 + ["fast"] * 2 + ["slow"] * 2,
+                          "sparsity": [0.5, 0.7, 0.9, 0.5, 0.9, 0.5, 0.9],
+                          "vs_dense": [0.5, 0.9, 1.9, 1.2, 3.0, 0.2, 0.4]})
+    even = nd.break_even(curve)
+    assert even["k"] == pytest.approx(0.7 + 0.1 * 0.2 / 1.0)
+    assert even["fast"] == "<0.5" and even["slow"] is None
 
 
 def tiny_table(folder: Path) -> dict:
@@ -149,7 +166,8 @@ def tiny_table(folder: Path) -> dict:
 def test_run_engine_measures_dense_and_sparse_bit_exact(tmp_path):
     spec = tiny_table(tmp_path / "nas")
     seen = []
-    runs = nd.run_engine(0, tmp_path / "nas", progress=lambda d, t, m="": seen.append((d, t)))
+    runs = nd.run_engine(0, tmp_path / "nas", progress=lambda d, t, m="": seen.append((d, t)),
+                         modes=("dense", "sparse"))
     assert set(runs) == {"dense", "sparse"}
     assert seen[-1] == (9, 9) and all(d <= t for d, t in seen)
     names = [op.name for op in graph_of(spec["arch"]).ops]

@@ -4,7 +4,9 @@
 - `cdf_overlay`: SuperNAS's MACs CDF per search space, the chosen one highlighted;
 - `arch_diagram`: the candidate's blocks as a row of coloured boxes;
 - `layer_bars`: per-op flash, live SRAM, MACs and sparsity (block size as colour), sharing one x axis;
-- `engine_bars`: per-layer estimated cycles (and instructions) dense vs sparse on the emulated M7.
+- `dense_points`: the same paths stored dense (what would not fit without sparsity);
+- `speedup_bars`: per-layer cycle ratios of the sparse deployment vs dense and vs CMSIS-NN, side by side;
+- `kernel_curve_plot`: the kernel benchmark's speedup vs sparsity, break-even marked.
 """
 
 from __future__ import annotations
@@ -22,20 +24,22 @@ GREY = "#c8c8c8"
 BLOCK_COLORS = {"input": "#9e9e9e", "ds": "#8d6a9f", "mb": ACCENT, "vit": ALERT, "last": "#66a182",
                 "pool": "#edae49", "classifier": "#2e4057"}
 STORAGE_COLORS = {"sparse": "#66a182", "dense": "#8a8a8a", "-": "#d9d9d9"}
-MODE_COLORS = {"dense": "#8a8a8a", "sparse": "#66a182"}
+MODE_COLORS = {"dense": "#8a8a8a", "sparse": "#66a182", "cmsis-nn": "#2e4057"}
 BLOCK_SIZE_COLORS = {"-": "#d9d9d9", "b=1": "#edae49", "b=2": "#8d6a9f", "b=3": ALERT, "b=4": ACCENT}
-COST_LABELS = {"flash_kb": "flash (KB)", "sram_kb": "peak SRAM (KB)"}
+COST_LABELS = {"flash_kb": "flash (KB)", "sram_kb": "peak SRAM (KB)",
+               "latency_ms": "latency (ms at 216 MHz, fitted per-layer model)"}
 
 
 # ------------------------------------------------------------------------------------- scatter --
 def candidate_points(df: pd.DataFrame, x: str, clim: tuple[float, float], color_label: str,
                      title: str) -> hv.Points:
     """All candidates at (cost `x`, accuracy); `df["c"]` is NaN for those over budget (drawn grey)."""
-    vdims = ["id", "c", "alpha", "mmacs", "latency_ms", "flash_kb", "sram_kb", "accuracy_int8"]
+    vdims = ["id", "c", "alpha", "mmacs", "latency_ms", "flash_kb", "sram_kb", "accuracy_int8",
+             "dense_flash_kb"]
     pts = hv.Points(df, kdims=[x, "accuracy"], vdims=vdims)
     tips = [("candidate", "#@id"), ("accuracy", "@accuracy{0.0%}"), ("int8 accuracy", "@accuracy_int8{0.0%}"),
             ("flash", "@flash_kb{0.0} KB"), ("SRAM", "@sram_kb{0.0} KB"), ("MACs", "@mmacs{0.00} M"),
-            ("est. latency", "@latency_ms{0.0} ms")]
+            ("latency (fitted)", "@latency_ms{0.0} ms"), ("dense flash", "@dense_flash_kb{0.0} KB")]
     return pts.opts(
         color="c", cmap="viridis", clim=clim, clipping_colors={"NaN": GREY}, colorbar=True,
         clabel=color_label, alpha="alpha", size=11, line_color="#333333", line_width=0.6,
@@ -256,3 +260,44 @@ def firmware_summary(report: dict[str, Any]) -> str:
         tail = "\n".join(report["uart"].strip().splitlines()[-4:])
         text += f"\n\nQEMU's UART (last lines):\n\n```\n{tail}\n```"
     return text
+
+
+# ------------------------------------------------------------------------------ dense vs sparse --
+def dense_points(df: pd.DataFrame, x: str) -> hv.Points:
+    """The candidates' paths stored dense, at their dense flash / SRAM / latency (hollow grey): the
+    ones beyond the budget line fit only because they are sparse."""
+    col = {"flash_kb": "dense_flash_kb", "sram_kb": "dense_sram_kb", "latency_ms": "dense_latency_ms"}[x]
+    d = df.assign(**{x: df[col]})
+    return hv.Points(d, kdims=[x, "accuracy"], vdims=["id"], label="same path, dense").opts(
+        marker="x", size=7, color="#7a7a7a", alpha=0.55, tools=[], show_legend=False)
+
+
+def speedup_bars(sp: pd.DataFrame) -> list[hv.Bars]:
+    """Per layer (execution order): cycles of the dense / CMSIS-NN deployment divided by the sparse
+    one's, as two separate bar charts side by side (1 = no gain; green bars: layers stored sparse)."""
+    out = []
+    for col, title in (("vs_dense", "sparse vs engine dense"), ("vs_cmsis_nn", "sparse vs CMSIS-NN")):
+        d = sp.dropna(subset=[col]) if col in sp else sp.iloc[:0]
+        d = d.assign(color=[STORAGE_COLORS.get(s, GREY) for s in d.get("storage", [])])
+        out.append(hv.Bars(d, kdims=["layer"], vdims=[col, "color", "kind"]).opts(
+            color="color", responsive=True, height=300, xrotation=90, fontsize={"xticks": 6},
+            tools=["hover"], show_grid=True, ylabel="cycle ratio (× faster)", xlabel="",
+            title=f"per-layer speedup, {title}", logy=False)
+            * hv.HLine(1.0).opts(color=ALERT, line_dash="dashed"))
+    return out
+
+
+def kernel_curve_plot(curve: pd.DataFrame, even: dict[str, float | str | None]) -> hv.Overlay:
+    """Speedup of the sparse kernels vs the engine's dense ones over sparsity, one line per kernel and
+    block size; the dashed line is 1× and each kernel's break-even sparsity is a marker on it."""
+    if curve.empty:
+        return hv.Overlay([hv.Text(0.5, 0.5, "run python -m core bench engine")])
+    lines = [hv.Curve(sub.sort_values("sparsity"), "sparsity", "vs_dense", label=name).opts(
+             line_width=2, tools=["hover"]) for name, sub in curve.groupby("kernel")]
+    marks = hv.Points([(v, 1.0) for v in even.values() if isinstance(v, float)],
+                      kdims=["sparsity", "vs_dense"]).opts(
+        color=ALERT, size=9, marker="diamond")
+    return hv.Overlay([*lines, hv.HLine(1.0).opts(color=ALERT, line_dash="dashed"), marks]).opts(
+        responsive=True, height=320, show_grid=True, legend_position="top_left", logy=True,
+        xlabel="sparsity", ylabel="sparse kernel speedup vs dense (×)",
+        title="kernel speedup vs sparsity (bench engine); ◆ break-even")

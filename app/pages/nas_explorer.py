@@ -31,7 +31,8 @@ from pages._widgets import TaskRunner, info_table, on_session_end
 TITLE = "NAS explorer"
 EXTENSIONS: tuple[str, ...] = ("tabulator",)
 
-COLOR_BY = {"MACs (M)": "mmacs", "est. latency (ms)": "latency_ms"}
+COLOR_BY = {"MACs (M)": "mmacs", "latency (ms, fitted)": "latency_ms"}
+AXES = ("flash_kb", "sram_kb", "latency_ms")
 SUPERNAS_SAMPLES = 100  # per space when re-run from the page (≈ seconds on 2 cores)
 
 
@@ -74,11 +75,9 @@ class NasExplorer(pn.viewable.Viewer):
         except WorkbenchError as exc:
             self.error = str(exc)
             return
-        rows = [nd.candidate(table, int(i)) for i in table["id"]]
-        cpm, self.cpm_source = nd.dense_cycles_per_mac()
-        table["latency_ms"] = [nd.latency_ms(r, cpm) for r in rows]
-        self.rows = {r["id"]: r for r in rows}
         self.table = table
+        self.rows = _Rows(table)
+        self.latency_model = nd.latency_model()
         self.dataset = nd.dataset_label(str(table["dataset"].iloc[0]))
         self.supernas = nd.load_supernas(self.nas_dir)
         self.param.candidate.objects = {self._label(r): int(r.id) for r in table.itertuples()}
@@ -118,21 +117,27 @@ class NasExplorer(pn.viewable.Viewer):
         def points(**_):
             col = COLOR_BY[self.color_by]
             lo, hi = float(self.table[col].min()), float(self.table[col].max())
-            title = f"{self.dataset}: {'flash' if x == 'flash_kb' else 'SRAM'} ≤ {getattr(self, x)} KB"
+            title = (f"{self.dataset}: {'flash' if x == 'flash_kb' else 'SRAM'} ≤ {getattr(self, x)} KB"
+                 if x != "latency_ms" else f"{self.dataset}: accuracy vs fitted latency")
             return nv.candidate_points(self.frame(), x, (lo, hi if hi > lo else lo + 1), self.color_by, title)
 
         pts = hv.DynamicMap(points, streams=streams)
         budgets = [self.param.flash_kb, self.param.sram_kb]
-        # one callback per plot for the front and the budget marks (each DynamicMap costs a refresh)
-        lines = hv.DynamicMap(lambda **_: nv.budget_marks(x, getattr(self, x), xmax)
-                              * nv.front_curve(self.table, x, self.front(x)), streams=budgets)
+        dense = nv.dense_points(self.table[~self.table["fits_dense"]], x)
+        xmax = max(xmax, float(dense.data[x].max()) if len(dense.data) else xmax)
+
+        def lines(**_):  # one callback per plot for the front and the budget marks
+            front = nv.front_curve(self.table, x, self.front(x))
+            return front if x == "latency_ms" else nv.budget_marks(x, getattr(self, x), xmax) * front
+
+        lines = hv.DynamicMap(lines, streams=budgets)
         ring = hv.DynamicMap(lambda candidate: nv.selected_ring(self.table, x, candidate),
                              streams=[self.param.candidate])
         tap = hv.streams.Selection1D(source=pts)
         tap.add_subscriber(self._on_tap)
         self.taps[x] = tap
         # no legend: it would hide (and swallow clicks on) points; the intro text names the red line
-        return (lines * pts * ring).opts(show_legend=False)
+        return (lines * dense * pts * ring).opts(show_legend=False)
 
     def _on_tap(self, index: list[int]) -> None:
         if index:
@@ -153,7 +158,7 @@ class NasExplorer(pn.viewable.Viewer):
         if self.candidate is None:
             return
         row = self.rows[self.candidate]
-        layers = nd.layer_table(row)
+        layers = nd.layer_table(row, self.latency_model)
         self.diagram.object = nv.arch_diagram(row["arch"], layers, nd.block_shapes(row["arch"]))
         for pane, element in zip(self.bars, nv.layer_bars(layers), strict=True):
             pane.object = element
@@ -167,7 +172,7 @@ class NasExplorer(pn.viewable.Viewer):
         def pct(v: float) -> str:
             return "—" if v != v else f"{v:.1%}"
 
-        latency = float(self.table.loc[self.table["id"] == row["id"], "latency_ms"].iloc[0])
+        lo, hi = (row[f"latency_cycles_{b}"] / nd.CLOCK_HZ * 1e3 for b in ("optimistic", "conservative"))
         return {
             "dataset": self.dataset,
             "accuracy (search: held-out train slice, supernet weights)": pct(row["accuracy"]),
@@ -181,7 +186,10 @@ class NasExplorer(pn.viewable.Viewer):
             "peak SRAM (memory plan)": f"{row['sram_kb']:.1f} KB at "
                                        f"{layers.loc[layers['sram_bytes'].idxmax(), 'op']}",
             "sparse layers": f"{row['n_sparse_layers']} of {int((layers['storage'] != '-').sum())}",
-            "est. latency": f"{latency:.1f} ms at 216 MHz (effective MACs × {self.cpm_source})",
+            "latency (fitted per-layer model)": f"{row['latency_ms']:.1f} ms at 216 MHz ({lo:.1f}–{hi:.1f}); "
+                                                 f"dense: {row['dense_latency_ms']:.1f} ms",
+            "stored dense": f"{row['dense_flash_kb']:.0f} KB flash: "
+                            + ("fits" if row["fits_dense"] else "does **not** fit without sparsity"),
             "generation / fine-tuned": f"{row['generation']} / {'yes' if row['finetuned'] else 'no'}",
         }
 
@@ -215,18 +223,21 @@ class NasExplorer(pn.viewable.Viewer):
             self.engine_box.visible = False
             return
         self.engine_text.object = self._engine_summary(cid, runs)
-        for pane, element in zip(self.engine_plots, nv.engine_bars(nd.engine_layers(runs)), strict=True):
+        for pane, element in zip(self.engine_plots, nv.speedup_bars(nd.layer_speedups(runs)), strict=True):
             pane.object = element
         self.engine_box.visible = True
 
     def _engine_summary(self, cid: int, runs: dict[str, dict[str, Any]]) -> str:
         row = self.rows[cid]
-        lines = ["| | " + " | ".join(runs) + " |", "|---|" + "---|" * len(runs)]
+        full, runs = runs, {m: r for m, r in runs.items() if "cycles" in r}
+        lines = ["| | " + " | ".join(nd.MODE_LABELS.get(m, m) for m in runs) + " |",
+                 "|---|" + "---|" * len(runs)]
 
         def line(name: str, fn) -> None:
             lines.append(f"| {name} | " + " | ".join(fn(r) for r in runs.values()) + " |")
 
-        line("est. cycles (M)", lambda r: f"{r['cycles'] / 1e6:.2f}")
+        line("est. cycles (M)", lambda r: f"{r['cycles'] / 1e6:.2f} ({r['cycles_optimistic'] / 1e6:.2f}–"
+                                          f"{r['cycles_conservative'] / 1e6:.2f})")
         line("latency @216 MHz", lambda r: f"{r['milliseconds_at_216MHz']:.1f} ms")
         line("cycles / MAC", lambda r: f"{r['cycles_per_mac']:.2f}")
         line("instructions (M)", lambda r: f"{r['instructions'] / 1e6:.2f}")
@@ -234,14 +245,12 @@ class NasExplorer(pn.viewable.Viewer):
         line(f"SRAM, ELF (NAS: {row['sram_kb']:.1f} KB)", lambda r: f"{r['sram_bytes'] / 1024:.1f} KB")
         line("bit-exact vs integer reference",
              lambda r: {True: "yes", False: "**NO**"}.get(r.get("bit_exact"), "—"))
-        if {"dense", "sparse"} <= set(runs):
-            speed = runs["dense"]["cycles"] / max(runs["sparse"]["cycles"], 1)
-            head = f"**Model speedup, sparse vs dense: {speed:.2f}×** (estimated cycles). "
-        else:
-            head = f"Only the {next(iter(runs))} deployment is measured; run it for dense vs sparse. "
+        head = f"**{nd.compare_sentence(full)}** "
         src = next(iter(runs.values()))
+        tail = nd.breakdown_sentence(runs["sparse"], row["arch"]) if "sparse" in runs else ""
         return (f"{head}Weights: {src.get('weights') or 'see manifest'}; source: {src.get('source')}. "
-                "ELF flash includes the kernels' code; ELF SRAM includes the stack.\n\n" + "\n".join(lines))
+                "ELF flash includes the kernels' code; ELF SRAM includes the stack. "
+                f"{tail}\n\n" + "\n".join(lines))
 
     # ------------------------------------------------------------------------------- firmware --
     def export_firmware(self, *_events) -> bool:
@@ -309,9 +318,13 @@ class NasExplorer(pn.viewable.Viewer):
         self.summary = pn.pane.Markdown("", **md)
         self.arch_json = pn.pane.JSON({}, depth=-1, **md)
         self.engine_text = pn.pane.Markdown("", **md)
-        self.engine_plots = [pn.pane.HoloViews(None, height=h, **md) for h in (235, 340)]
+        self.engine_plots = [pn.pane.HoloViews(None, height=320, **md) for _ in range(2)]
         # visibility on a wrapper: toggling it on a HoloViews pane whose plot was replaced fails in Panel 1.9
-        self.engine_box = pn.Column(*self.engine_plots, visible=False, **md)
+        self.engine_box = pn.Row(*self.engine_plots, visible=False, **md)
+        curve = nd.kernel_curve()
+        even = nd.break_even(curve) if not curve.empty else {}
+        self.kernel_plot = pn.pane.HoloViews(nv.kernel_curve_plot(curve, even), height=330, **md)
+        self.kernel_text = pn.pane.Markdown(_break_even_text(even), **md)
         self.run_button = pn.widgets.Button(label="Run on emulated Cortex-M7", color="primary",
                                             disabled=self.runner.param.busy)
         self.run_button.on_click(self.run_engine)
@@ -327,18 +340,25 @@ class NasExplorer(pn.viewable.Viewer):
             return
         # two panes (Panel links their shared `accuracy` axis); see `bars` for why not an hv.Layout
         self.scatter = pn.Row(*(pn.pane.HoloViews(self._scatter(x), height=400, **md)
-                                for x in ("flash_kb", "sram_kb")), css_classes=["nas-scatter"], **md)
+                                for x in AXES), css_classes=["nas-scatter"], **md)
         self._show_supernas()
-        self.detail_card[:] = [
-            self.diagram,
-            pn.Row(pn.Column(self.summary, width=560),
-                   pn.Column("**Arch JSON**", self.arch_json, height=330, scroll=True), **md),
-            *self.bars,
-            pn.pane.Markdown("### Engine: emulated Cortex-M7 (216 MHz)"), self.engine_text, self.engine_box,
-            pn.pane.Markdown("### Firmware"),
-            pn.Row(pn.widgets.Select.from_param(self.param.board, name="board", width=220),
-                   self.export_button, self.firmware_download, align="end"),
-            self.firmware_text]
+        # the detail's sections are tabs rendered when first opened: the NAS tab builds with the three
+        # scatters and the candidate's structure only (each HoloViews plot costs ~0.3 s of server time)
+        self.detail_tabs = pn.Tabs(
+            ("Structure", pn.Column(
+                self.diagram,
+                pn.Row(pn.Column(self.summary, width=560),
+                       pn.Column("**Arch JSON**", self.arch_json, height=330, scroll=True), **md), **md)),
+            ("Per-layer costs", pn.Column(*self.bars, **md)),
+            ("Engine & firmware", pn.Column(
+                pn.pane.Markdown("### Engine: emulated Cortex-M7 (216 MHz)"), self.engine_text,
+                self.engine_box, self.kernel_plot, self.kernel_text,
+                pn.pane.Markdown("### Firmware"),
+                pn.Row(pn.widgets.Select.from_param(self.param.board, name="board", width=220),
+                       self.export_button, self.firmware_download, align="end"),
+                self.firmware_text, **md)),
+            dynamic=True, css_classes=["nas-detail-tabs"], **md)
+        self.detail_card[:] = [self.detail_tabs]
 
     def _budget_slider(self, name: str, label: str) -> pn.widgets.IntSlider:
         """A slider that sets budget `name` when released (dragging would redraw at every pixel)."""
@@ -383,13 +403,41 @@ class NasExplorer(pn.viewable.Viewer):
         intro = pn.pane.Markdown(
             "Each point is a SparseNAS candidate (a single path of the supernet with per-layer sparsity and "
             "block size). Points over either budget turn grey; the red line is the Pareto front of the "
-            "fitting ones (no fitting candidate is both smaller and more accurate). Click a point for its "
-            "details.", **md)
+            "fitting ones (no fitting candidate is both smaller, or faster, and more accurate). Grey crosses "
+            "are the same paths stored dense where that does not fit the budgets: beyond the flash line "
+            "they need sparsity to fit. Latency is the per-layer cost model fitted to emulator "
+            "measurements (`data/nas/latency_model.json`). Click a point for its details.", **md)
+        supernas = pn.Card(self.cdf, pn.Row(self.cdf_text, self.cdf_table, **md),
+                           title="SuperNAS: which search space", collapsed=True, **md)
         return pn.Column(
             pn.Card(self.count, intro, self.scatter, title="Candidates", collapsible=False, **md),
-            pn.Card(self.cdf, pn.Row(self.cdf_text, self.cdf_table, **md),
-                    title="SuperNAS: which search space", collapsible=False, **md),
-            self.detail_card, **md)
+            self.detail_card, supernas, **md)
+
+
+class _Rows(dict):
+    """Candidate rows parsed on first use (the table has hundreds; the page shows one at a time)."""
+
+    def __init__(self, table: pd.DataFrame) -> None:
+        super().__init__()
+        self.table = table
+
+    def __missing__(self, cid: int) -> dict[str, Any]:
+        row = nd.candidate(self.table, int(cid))
+        self[cid] = row
+        return row
+
+
+def _break_even_text(even: dict[str, float | str | None]) -> str:
+    if not even:
+        return "No kernel benchmark: run `python -m core bench engine` for the speedup-vs-sparsity curve."
+    def fmt(v: float | str | None) -> str:
+        if v is None:
+            return "not reached in the measured range"
+        return f"already faster at {float(v[1:]):.0%}" if isinstance(v, str) else f"{v:.0%}"
+
+    parts = [f"{k}: {fmt(v)}" for k, v in even.items()]
+    return ("Break-even sparsity (the sparse kernel starts to beat the engine's dense one, interpolated "
+            "from `data/results/bench_engine.json`): " + "; ".join(parts) + ".")
 
 
 def create() -> NasExplorer:

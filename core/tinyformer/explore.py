@@ -253,16 +253,17 @@ def kernel_curve(bench: dict[str, Any] | None = None) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def break_even(curve: pd.DataFrame, column: str = "vs_dense") -> dict[str, float | None]:
+def break_even(curve: pd.DataFrame, column: str = "vs_dense") -> dict[str, float | str | None]:
     """Per kernel, the sparsity where `column` crosses 1 (linear interpolation between measured
-    sparsities; None when it never crosses in the measured range, 0 when it is above 1 throughout)."""
-    out: dict[str, float | None] = {}
+    sparsities); None when it never crosses in the measured range, "<s" when it is already above 1 at
+    the lowest measured sparsity s."""
+    out: dict[str, float | str | None] = {}
     for name, sub in curve.dropna(subset=[column]).groupby("kernel"):
         s, v = sub["sparsity"].to_numpy(), sub[column].to_numpy(float)
         order = np.argsort(s)
         s, v = s[order], v[order]
         if v[0] >= 1:
-            out[name] = 0.0 if len(v) else None
+            out[name] = f"<{s[0]:g}"
             continue
         hit = None
         for i in range(1, len(s)):
