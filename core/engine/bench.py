@@ -59,6 +59,18 @@ WHOLE_ARCH = {
     "pool": "attn",
 }
 REQUANT_OUTPUTS = 4096
+#: a transformer-heavy synthetic model for the SRAM table: 256 tokens of D = 96 with 4 heads, whose
+#: (heads, N, N) score map alone is 256 KiB
+BIG_ARCH = {
+    "resolution": 32,
+    "classes": 10,
+    "downsample": [{"kind": "conv_pool", "out": 16}],
+    "mbv2": {"out": 32, "expand": [2]},
+    "vit": [{"dim": 96, "heads": 4, "mlp": 192, "layers": 2}],
+    "last": 128,
+    "pool": "avg",
+}
+SRAM_BUDGET = 320 * 1024
 
 
 @dataclass(frozen=True)
@@ -320,6 +332,64 @@ def whole_rows(cfg: BenchConfig, work: Path, lib: Any, why: str | None,
     return out
 
 
+def memory_rows(cfg: BenchConfig, work: Path, progress: Progress = no_progress) -> list[dict[str, Any]]:
+    """SRAM of the full (three-op, score map stored) and the row-tiled attention schedule for the
+    shipped candidates (storage as the engine picks it), the whole-model arch and `BIG_ARCH`; for the
+    tiled one also the arena the zig ELF links (the `se_arena` symbol) against the plan."""
+    from core.engine import codegen, models, toolchain
+    from core.io import data_dir
+    from core.tinyformer.schedule import schedule
+
+    variants: list[tuple[str, Any]] = [
+        ("seeded arch", models.quantize_arch(WHOLE_ARCH, seed=cfg.seed)),
+        ("big synthetic transformer", models.quantize_arch(BIG_ARCH, seed=cfg.seed))]
+    if (data_dir() / "nas" / "candidates.parquet").is_file():
+        for cid in (0, 1):
+            try:
+                variants.insert(cid, (f"candidate {cid}", models.candidate(cid)[0]))
+            except WorkbenchError:
+                continue
+    out = []
+    for i, (label, qm) in enumerate(variants):
+        formats = codegen.choose_formats(qm, "auto")
+        sparse = [n for n, f in formats.items() if f.sparse]
+        full, tiled = schedule(qm.graph, sparse, "full"), schedule(qm.graph, sparse, "tiled")
+        maps = [qm.graph.tensors[op.output].numel for op in qm.graph.ops if op.kind == "matmul_qk"]
+        row = {"model": label, "attention_layers": len(maps), "score_map_bytes": max(maps, default=0),
+               "sram_full": full.arena_bytes, "sram_full_peak": full.peak_bytes,
+               "sram_tiled": tiled.arena_bytes, "sram_tiled_peak": tiled.peak_bytes,
+               "fits_full": full.arena_bytes <= SRAM_BUDGET, "fits_tiled": tiled.arena_bytes <= SRAM_BUDGET}
+        try:
+            d = work / f"mem{i}"
+            prog = codegen.generate(qm, d, formats, toolchain.Target(sram_bytes=4 * SRAM_BUDGET))
+            row["linked_arena"] = int(toolchain.build(prog.sources, d).symbols["se_arena"][1])
+        except WorkbenchError as exc:
+            row["linked_arena"], row["error"] = None, str(exc)
+        out.append(row)
+        progress(i + 1, len(variants), f"SRAM: {label}")
+    return out
+
+
+def memory_markdown(rows: list[dict[str, Any]]) -> str:
+    from core.io import markdown_table
+
+    def kb(v: int | None) -> str:
+        return "n/a" if v is None else f"{v / 1024:.1f}"
+
+    def pct(a: int | None, b: int) -> str:
+        return "n/a" if a is None else f"{100 * (a / b - 1):+.1f}%"
+
+    cells = [[r["model"], r["attention_layers"], kb(r["score_map_bytes"]), kb(r["sram_full"]),
+              kb(r["sram_tiled"]), f"{r['sram_full'] / r['sram_tiled']:.2f}x", kb(r["linked_arena"]),
+              pct(r["linked_arena"], r["sram_tiled"]),
+              pct(r["sram_tiled"], r["sram_tiled_peak"]),
+              f"{'yes' if r['fits_full'] else 'no'} / {'yes' if r['fits_tiled'] else 'no'}"] for r in rows]
+    return markdown_table(
+        ["model", "attention layers", "largest score map KiB", "SRAM full KiB", "SRAM row-tiled KiB",
+         "saving", "linked arena KiB", "linked vs plan", "plan vs live peak", "fits 320 KiB (full / tiled)"],
+        cells)
+
+
 def run(cfg: BenchConfig, progress: Progress = no_progress) -> dict[str, Any]:
     lib, why = _cmsis(cfg)
     with tempfile.TemporaryDirectory(prefix="bench-engine-") as tmp:
@@ -328,6 +398,7 @@ def run(cfg: BenchConfig, progress: Progress = no_progress) -> dict[str, Any]:
         ops = op_rows(cfg, work, lib, why, progress)
         floor = requant_floor(work / "rq")
         whole = whole_rows(cfg, work, lib, why, progress) if cfg.whole_model else []
+        memory = memory_rows(cfg, work, progress) if cfg.whole_model else []
     # throughput = all emulated instructions / all emulation seconds (hook time included)
     timed = [r for r in whole if r.get("emulator_instructions_per_s")]
     n = sum(r["emulated_instructions"] for r in kernels + ops) + sum(r["instructions"] for r in timed)
@@ -335,7 +406,7 @@ def run(cfg: BenchConfig, progress: Progress = no_progress) -> dict[str, Any]:
     sec += sum(r["instructions"] / r["emulator_instructions_per_s"] for r in timed)
     return {"cmsis_nn": {"root": str(lib.root) if lib else None, "version": lib.version if lib else None,
                          "error": why},
-            "kernels": kernels, "ops": ops, "requant_floor": floor, "whole": whole,
+            "kernels": kernels, "ops": ops, "requant_floor": floor, "whole": whole, "memory": memory,
             "emulator_instructions": n, "emulator_seconds": sec, "emulator_ips": n / sec if sec else 0.0}
 
 
@@ -450,14 +521,29 @@ def markdown(res: dict[str, Any]) -> str:
         f"{f['general_cycles_per_output_conservative']:.2f}]; mismatches vs qmath.requantize: "
         f"{f['tight_mismatches']} / {f['general_mismatches']}.\n\n"
         "## Whole models (every layer compared with the integer reference)\n\n"
-        f"{w}\n\nEmulator throughput: {res['emulator_ips'] / 1e6:.2f} M instructions/s "
+        f"{w}\n\n{_memory_section(res.get('memory') or [])}"
+        f"Emulator throughput: {res['emulator_ips'] / 1e6:.2f} M instructions/s "
         f"({res['emulator_instructions']} instructions in {res['emulator_seconds']:.1f} s, hooks included)\n")
+
+
+MEMORY_INTRO = (
+    "## SRAM: attention over the whole score map vs row-tiled (core/tinyformer/schedule.py)\n\n"
+    "Activation arena of the schedule the planner and the engine share (kernel scratch included; "
+    "weights stored as the engine picks them). Full: matmul_qk -> softmax -> matmul_av with the "
+    "(heads, N, N) map in SRAM; row-tiled: one attention kernel per chain, two query rows at a time. "
+    "Linked arena: size of the `se_arena` symbol in the zig ELF of the row-tiled program.\n\n")
+
+
+def _memory_section(rows: list[dict[str, Any]]) -> str:
+    return f"{MEMORY_INTRO}{memory_markdown(rows)}\n\n" if rows else ""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("engine", help="SparseEngine kernels and whole models vs real CMSIS-NN")
     p.add_argument("--no-whole", action="store_true", help="skip the whole-model rows")
     p.add_argument("--quick", action="store_true", help="one kernel, sparsities 0.7 and 0.95, one op")
+    p.add_argument("--memory", action="store_true",
+                   help="only the SRAM table (full vs row-tiled attention, linked arena vs plan)")
     p.add_argument("--cmsis-nn", metavar="DIR", default=None,
                    help="CMSIS-NN checkout (git clone https://github.com/ARM-software/CMSIS-NN); default "
                         "$WORKBENCH_CMSIS_NN, else ../shared/third_party/CMSIS-NN next to the repository")
@@ -472,6 +558,14 @@ def main(args: argparse.Namespace) -> int:
     if args.quick:
         cfg = BenchConfig(sparsities=(0.7, 0.95), kernels=("conv1x1 64ch 8x8",),
                           ops=("softmax 2x64 rows of 64",), whole_model=False, cmsis_nn=cmsis_dir)
+    if getattr(args, "memory", False):
+        with tqdm_progress("bench engine --memory") as progress, \
+                tempfile.TemporaryDirectory(prefix="bench-memory-") as tmp:
+            rows = memory_rows(cfg, Path(tmp), progress)
+        md = "# SparseEngine SRAM by schedule\n\n" + _memory_section(rows)
+        write_result("bench_engine_memory", md, {"memory": rows}, cfg)
+        print(md)
+        return 0
     with tqdm_progress("bench engine") as progress:
         res = run(cfg, progress)
     md = markdown(res)

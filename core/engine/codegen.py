@@ -51,6 +51,12 @@ class Program:
     #: prebuilt objects and include folders the build needs (CMSIS-NN when a layer runs on it)
     objects: tuple[Path, ...] = ()
     include_dirs: tuple[Path, ...] = ()
+    #: the QOp each layer runs (the schedule's: a fused attention layer has the QOp of its three ops)
+    qops: list[Any] = field(default_factory=list)
+    #: fused layer -> the source graph's ops it replaces (`core.tinyformer.schedule.Schedule.fused`)
+    fused: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    #: the executed graph (the schedule's: fused attention ops in place of their three source ops)
+    graph: Any = None
 
 
 def choose_formats(qm: Any, sparse: str | dict[str, int] = "auto") -> dict[str, WeightFormat]:
@@ -124,11 +130,41 @@ def _model_c(header: str, layers: list[Lowered], addr: Any, notes: list[str]) ->
     return "\n".join(lines)
 
 
-def lower(qm: Any, formats: dict[str, WeightFormat], backends: dict[str, str] | None = None) -> list[Lowered]:
-    """One `Lowered` per op, in graph order (`backends`: layer name -> "cmsis-nn" for CMSIS-NN layers)."""
+def lower(qm: Any, formats: dict[str, WeightFormat], backends: dict[str, str] | None = None,
+          graph: Any = None, qops: Any = None) -> list[Lowered]:
+    """One `Lowered` per op, in graph order (`backends`: layer name -> "cmsis-nn" for CMSIS-NN layers).
+
+    `graph`/`qops` replace `qm`'s (the schedule's executed graph and its QOps)."""
     backends = backends or {}
-    return [lower_op(qop, qm.graph, formats.get(qop.op.name, WeightFormat()),
-                     backends.get(qop.op.name, "engine")) for qop in qm.qops]
+    graph = qm.graph if graph is None else graph
+    return [lower_op(qop, graph, formats.get(qop.op.name, WeightFormat()),
+                     backends.get(qop.op.name, "engine")) for qop in (qm.qops if qops is None else qops)]
+
+
+def schedule_of(qm: Any, formats: dict[str, WeightFormat], backends: dict[str, str] | None = None,
+                attention: str = "tiled") -> tuple[Any, list[Any], list[Lowered]]:
+    """The execution schedule of `qm` (`core.tinyformer.schedule`, the planner's), its QOps and their
+    lowerings. Layers on CMSIS-NN are never fused and reserve CMSIS-NN's scratch; every engine
+    kernel's scratch must equal the schedule's (one number for NAS, the planner and the code)."""
+    from core.tinyformer.schedule import ATTENTION_MODES, fuse_attention, schedule, scheduled_qops
+
+    backends = backends or {}
+    cmsis = [name for name, b in backends.items() if b == "cmsis-nn"]
+    sparse = [name for name, f in formats.items() if f.sparse]
+    if attention not in ATTENTION_MODES:
+        from core.errors import unknown
+
+        raise unknown("attention schedule", attention, ATTENTION_MODES)
+    graph, fused = fuse_attention(qm.graph, cmsis) if attention == "tiled" else (qm.graph, {})
+    qops = scheduled_qops(graph, fused, qm.qops)
+    layers = lower(qm, formats, backends, graph, qops)  # names any layer the engine cannot run
+    own = {low.name: low.scratch for low in layers if low.backend == "cmsis-nn"}
+    sched = schedule(qm.graph, sparse, attention, keep=cmsis, scratch=own)
+    for low in layers:
+        if low.backend == "engine" and low.scratch != sched.scratch.get(low.name, 0):
+            raise WorkbenchError(f"layer {low.name!r}: the kernel needs {low.scratch} bytes of scratch but "
+                                 f"the schedule planned {sched.scratch.get(low.name, 0)}")
+    return sched, qops, layers
 
 
 def cmsis_backends(qm: Any) -> dict[str, str]:
@@ -140,14 +176,14 @@ def cmsis_backends(qm: Any) -> dict[str, str]:
     return {q.op.name: "cmsis-nn" for q in qm.qops if q.op.kind in CMSIS_DEPLOY_KINDS}
 
 
-def check_budget(qm: Any, layers: list[Lowered], arena_bytes: int, target: Target) -> None:
-    """Refuse a model that cannot fit, before compiling, with the numbers."""
+def check_budget(qm: Any, layers: list[Lowered], arena_bytes: int, target: Target, graph: Any = None) -> None:
+    """Refuse a model that cannot fit, before compiling, with the numbers (`graph`: the executed one)."""
     from core.engine.codesize import estimate
 
     weights = sum(low.weight_bytes for low in layers)
     storage = {low.name: "sparse" if low.fmt.sparse else "dense" for low in layers if low.key is not None}
     blocks = {low.name: low.fmt.block for low in layers if low.fmt.sparse}
-    code = estimate(qm.graph, storage, blocks)["bytes"]
+    code = estimate(qm.graph if graph is None else graph, storage, blocks)["bytes"]
     flash = weights + code
     sram = arena_bytes + target.stack_bytes + SRAM_OVERHEAD_BYTES
     if flash > target.flash_bytes:
@@ -170,26 +206,26 @@ def generate(
     title: str = "model",
     backends: dict[str, str] | None = None,
     cmsis_nn: Any = None,
+    attention: str = "tiled",
 ) -> Program:
     """Write model.h, model.c and the kernels for `qm` into `out_dir`; return the `Program`.
 
     backends: layer name -> "cmsis-nn" runs that layer on CMSIS-NN; then `cmsis_nn` is the compiled
-    library (`core.engine.cmsis.library()`; located and built on demand when None).
+    library (`core.engine.cmsis.library()`; located and built on demand when None). attention:
+    "tiled" runs each attention chain as one row-tiled op, "full" as three ops over the whole
+    score map (`core.tinyformer.schedule`). Tensors sit at the schedule's arena offsets.
     """
-    from core.tinyformer import memory
-
     target = target or Target()
     formats = choose_formats(qm, "dense") if formats is None else formats
-    graph = qm.graph
-    layers = lower(qm, formats, backends)
+    sched, qops, layers = schedule_of(qm, formats, backends, attention)
+    graph, plan = sched.graph, sched.plan
     uses_cmsis = any(low.backend == "cmsis-nn" for low in layers)
     if uses_cmsis and cmsis_nn is None:
         from core.engine import cmsis
 
         cmsis_nn = cmsis.library()
-    scratch = {low.name: low.scratch for low in layers if low.scratch}
-    plan = memory.plan(graph, scratch, align=4)
-    check_budget(qm, layers, plan.arena_bytes, target)
+    scratch = dict(sched.scratch)
+    check_budget(qm, layers, plan.arena_bytes, target, graph)
 
     def offset(name: str) -> int:
         return plan.offsets[name] if name in plan.offsets else plan.offsets[plan.buffer_of[name]]
@@ -214,25 +250,28 @@ def generate(
         "extern int8_t se_arena[SE_ARENA_BYTES];\nvoid model_run(void);\n#endif\n"
     )
     header = f"{title}: {len(layers)} layers, {graph.macs} MACs, arena {plan.arena_bytes} bytes."
-    notes = [_describe(low, qop, graph) for low, qop in zip(layers, qm.qops)]
+    notes = [_describe(low, qop, graph) for low, qop in zip(layers, qops)]
     (out_dir / "model.c").write_text(_model_c(header, layers, addr, notes))
     return Program(
         sources=[out_dir / "model.c", *files],
         layers=[low.name for low in layers],
         kinds=[low.kind for low in layers],
         formats=formats,
-        macs=[qop.op.macs for qop in qm.qops],
+        macs=[qop.op.macs for qop in qops],
         input_offset=offset(graph.input),
         input_size=int(np.prod(in_shape)),
         output_offset=offset(graph.output),
         output_shape=tuple(out_shape),
-        layer_outputs=[(offset(qop.op.output), tuple(graph.tensors[qop.op.output].shape)) for qop in qm.qops],
+        layer_outputs=[(offset(qop.op.output), tuple(graph.tensors[qop.op.output].shape)) for qop in qops],
         arena_bytes=plan.arena_bytes,
         weight_bytes=sum(low.weight_bytes for low in layers),
         scratch=scratch,
         backends=[low.backend for low in layers],
         objects=tuple(cmsis_nn.objects) if uses_cmsis else (),
         include_dirs=tuple(cmsis_nn.include_dirs) if uses_cmsis else (),
+        qops=qops,
+        fused=dict(sched.fused),
+        graph=graph,
     )
 
 

@@ -35,6 +35,7 @@ BASE_FUNCS = ("Reset_Handler", "main", "se_halt", "se_mark")
 LIBRARY = {
     "matmul_qk": ("se_matmul_qk", "se_q15_rows", "se_mm2_q15"),
     "matmul_av": ("se_matmul_av", "se_q15_rows", "se_mm2_q15"),
+    "attention": ("se_attention", "se_mm2_q15"),  # se_softmax and se_q15_rows inline into se_attention
     "softmax": ("se_softmax",),
     "layernorm": ("se_layernorm",),
     "add": ("se_add",),

@@ -168,13 +168,14 @@ def crc32(a: np.ndarray) -> int:
     return zlib.crc32(np.ascontiguousarray(a, np.int8).tobytes())
 
 
-def reference(qm: Any, x: np.ndarray) -> dict[str, Any]:
-    """Per-layer CRC-32s, logits and class of the integer reference (`quant.run_int8`) on `x`."""
+def reference(qm: Any, x: np.ndarray, qops: Any = None) -> dict[str, Any]:
+    """Per-layer CRC-32s, logits and class of the integer reference (`quant.run_int8`) on `x`; `qops`:
+    the layers the program runs (`Program.qops`, the schedule's), default every op of `qm`."""
     from core.tinyformer.quant import run_int8
 
     out, env = run_int8(qm, x, trace=True)
     logits = np.asarray(out, np.int8).ravel()
-    return {"crc32": [crc32(env[q.op.output]) for q in qm.qops], "logits": logits.tolist(),
+    return {"crc32": [crc32(env[q.op.output]) for q in (qops or qm.qops)], "logits": logits.tolist(),
             "class": int(np.argmax(logits))}
 
 
@@ -386,8 +387,6 @@ def export_firmware(
     progress(0, steps, "loading and quantizing the candidate")
     qm, row = models.candidate(cid, nas_dir)
     x, input_text = test_input(qm)
-    progress(1, steps, "integer reference")
-    ref = reference(qm, x)
     target = Target(flash_bytes=b.flash_bytes, sram_bytes=b.sram_bytes, stack_bytes=STACK_BYTES,
                     clock_hz=b.clock_hz)
     title = f"candidate {cid}"
@@ -409,6 +408,8 @@ def export_firmware(
             _copy_cmsis(tmp / "third_party", lib)
         from core.tinyformer.data import SHAPES10_CLASSES
 
+        progress(2, steps, "integer reference")
+        ref = reference(qm, x, program.qops)  # one CRC per layer the program runs (fused attention)
         header, source = _firmware_data(title, program, qm, x, ref, input_text, SHAPES10_CLASSES)
         _write_project(tmp, b)
         (tmp / "src" / "firmware_data.h").write_text(header)

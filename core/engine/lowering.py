@@ -254,6 +254,29 @@ def lower_matmul_av(qop: Any, shapes: list, out_shape: tuple, fmt: WeightFormat)
     return Lowered("", "", None, [], scratch, call, acc_bound=nk * 255 * 255)
 
 
+def lower_attention(qop: Any, shapes: list, out_shape: tuple, fmt: WeightFormat) -> Lowered:
+    """Row-tiled attention (`se_attention`): the QOp of `core.tinyformer.ops.attention.fuse_qops`."""
+    op = qop.op
+    (nq, d), (nk, _), _ = shapes
+    heads = int(op.attrs["heads"])
+    ident = _c_ident(op.name)
+    x = qop.extra
+    zq, zk, zv = (_zp(t) for t in qop.in_q)
+    m, s = np.ravel(qop.multiplier), np.ravel(qop.shift)
+    p = [zq, zk, int(m[0]), int(s[0]), int(x["s_zp"]), int(x["s_min"]), int(x["s_max"]), int(x["p_zp"]), zv,
+         int(m[1]), int(s[1]), _zp(qop.out_q), int(qop.act_min), int(qop.act_max)]
+    arrays = [(f"{ident}_p", "int32_t", np.asarray(p, np.int32)),
+              (f"{ident}_lut", "int32_t", np.asarray(_extra(qop, "lut"), np.int32))]
+
+    def call(addr: Callable[[str], str]) -> str:
+        q, k, v = (addr(t) for t in op.inputs)
+        return (f"se_attention({q}, {k}, {v}, {addr(op.output)}, {nq}, {nk}, {d}, {heads}, {ident}_p, "
+                f"{ident}_lut, (int8_t *){addr(op.name + '.scratch')});")
+
+    scratch = op_kind(op.kind).scratch(op, shapes, out_shape)
+    return Lowered("", "", None, arrays, scratch, call, acc_bound=max(d // heads, nk) * 255 * 255)
+
+
 def lower_softmax(qop: Any, shapes: list, out_shape: tuple, fmt: WeightFormat) -> Lowered:
     op = qop.op
     shape = shapes[0]

@@ -127,7 +127,7 @@ def deploy(
 
         _, env = run_int8(qm, x, trace=True)
     rows = []
-    for i, qop in enumerate(qm.qops):
+    for i, qop in enumerate(program.qops):
         counts = ex.result.counts.get(i, np.zeros(len(cycles.CLASSES), np.int64))
         fmt = formats.get(qop.op.name)
         exact = None
@@ -161,5 +161,5 @@ def deploy(
         ex.result.instructions_per_second,
         ex.output,
         None if env is None else all(r.exact for r in rows),
-        qm.graph,
+        program.graph,
     )

@@ -86,9 +86,10 @@ def _weights(
     return w
 
 
-def _selector(name: str, src: str, n: int, d: int, half: int, zp: int, out: str) -> tuple[Op, SynthQOp]:
-    """linear that copies columns [half·d, half·d + d) of an (n, 2d) input exactly."""
-    w = np.zeros((d, 2 * d), np.int8)
+def _selector(name: str, src: str, n: int, d: int, half: int, zp: int, out: str, parts: int = 2
+              ) -> tuple[Op, SynthQOp]:
+    """linear that copies columns [half·d, half·d + d) of an (n, parts·d) input exactly."""
+    w = np.zeros((d, parts * d), np.int8)
     w[np.arange(d), half * d + np.arange(d)] = 1
     op = Op(
         name=name,
@@ -96,9 +97,9 @@ def _selector(name: str, src: str, n: int, d: int, half: int, zp: int, out: str)
         inputs=(src,),
         output=out,
         attrs={"act": "none"},
-        weight_shape=(d, 2 * d),
-        macs=n * d * 2 * d,
-        weight_count=2 * d * d,
+        weight_shape=(d, parts * d),
+        macs=n * d * parts * d,
+        weight_count=parts * d * d,
         bias_count=d,
     )
     m, s = qmath.quantize_multiplier(1.0)
@@ -217,6 +218,29 @@ def _two_inputs(b: _Builder, kind: str) -> None:
     b.qops.append(SynthQOp(op, None, None, m, sh, (qa, qa), b.qout, b.lo, b.hi))
 
 
+def _attention(b: _Builder, kind: str) -> None:
+    """Row-tiled attention over q, k, v selected exactly from one (N, 3·D) input (N queries and keys)."""
+    s, rng = b.s, b.rng
+    n, d, heads = s.n, s.d, s.heads
+    x = b.tensor("input", (n, 3 * d))
+    names = [b.tensor(t, (n, d)) for t in ("q", "k", "v")]
+    for part, name in enumerate(names):
+        b.qops.append(_selector(f"sel{part}", x, n, d, part, b.qin.zero_point, name, parts=3)[1])
+    qa = QT(0.05, b.qin.zero_point)
+    attrs = {"heads": heads, "scale": 1.0 / np.sqrt(d // heads)}
+    op = Op("layer", kind, tuple(names), b.tensor("layer", (n, d)), attrs, macs=2 * n * n * d)
+    s_q = QT(float(rng.uniform(0.05, 0.2)), int(rng.integers(-20, 21)))
+    qk = SynthQOp(op, multiplier=_mult(qa.scale * qa.scale * attrs["scale"] / s_q.scale)[0],
+                  shift=_mult(qa.scale * qa.scale * attrs["scale"] / s_q.scale)[1], in_q=(qa, qa), out_q=s_q)
+    sm = SynthQOp(op, extra={"lut": qmath.softmax_lut(s_q.scale)})
+    m, sh = _mult(1.0 / (30.0 * np.sqrt(n)))
+    av = SynthQOp(op, multiplier=m, shift=sh, in_q=(QT(1 / 256, -128), qa), out_q=b.qout, act_min=b.lo,
+                  act_max=b.hi)
+    from core.tinyformer.ops.attention import fuse_qops
+
+    b.qops.append(fuse_qops(op, qk, sm, av))
+
+
 def _elementwise(b: _Builder, kind: str) -> None:
     """softmax, layernorm, maxpool, avgpool."""
     s, rng = b.s, b.rng
@@ -247,7 +271,7 @@ def _elementwise(b: _Builder, kind: str) -> None:
 
 _BUILD = {"conv2d": _conv, "dwconv2d": _conv, "linear": _linear, "matmul_qk": _two_inputs,
           "matmul_av": _two_inputs, "add": _two_inputs, "softmax": _elementwise, "layernorm": _elementwise,
-          "maxpool": _elementwise, "avgpool": _elementwise}
+          "maxpool": _elementwise, "avgpool": _elementwise, "attention": _attention}
 
 
 def single_op(kind: str, rng: np.random.Generator, **shape: Any) -> SynthModel:

@@ -11,7 +11,8 @@ Code: `code_bytes` -- the SparseEngine's per-op code-size model (`core.engine.co
 from built ELFs: each distinct kernel once, the library functions the op kinds call, startup and
 per-layer glue). `flash_bytes` is constants + code, what the linked ELF programs into flash.
 
-SRAM = peak live activation bytes + kernel scratch (`memory.default_scratch`, the engine's numbers).
+SRAM = the arena of the execution schedule (`core.tinyformer.schedule`: row-tiled attention, kernel
+scratch from `OpKind.scratch`), the one the engine links.
 """
 
 from __future__ import annotations
@@ -21,11 +22,12 @@ from collections.abc import Collection
 
 import numpy as np
 
-from core.tinyformer import memory, sparse
+from core.tinyformer import sparse
 from core.tinyformer.graph import Graph, Op
 from core.tinyformer.ops import kinds_where, op_kind
 from core.tinyformer.ops.attention import SOFTMAX_LUT_BYTES
 from core.tinyformer.ops.conv import QPARAM_BYTES_PER_CHANNEL
+from core.tinyformer.schedule import schedule
 
 __all__ = ["QPARAM_BYTES_PER_CHANNEL", "SOFTMAX_LUT_BYTES", "analytic_encoded_size", "code_bytes",
            "constants_bytes", "exact_weight_bytes", "flash_bytes", "layer_flash", "sram_bytes", "storage_of"]
@@ -62,11 +64,13 @@ def storage_of(graph: Graph, weight_bytes: dict[str, int] | None = None) -> dict
 
 def code_bytes(graph: Graph, storage: dict[str, str] | None = None,
                blocks: dict[str, int] | None = None) -> int:
-    """Code bytes of the SparseEngine program (`core.engine.codesize.estimate`; block sizes default to
-    the largest valid one for sparse layers)."""
+    """Code bytes of the SparseEngine program for the graph it executes (attention fused and row-tiled,
+    `core.tinyformer.schedule`; `core.engine.codesize.estimate`; block sizes default to the largest
+    valid one for sparse layers)."""
     from core.engine.codesize import estimate
+    from core.tinyformer.schedule import fuse_attention
 
-    return int(estimate(graph, storage, blocks)["bytes"])
+    return int(estimate(fuse_attention(graph)[0], storage, blocks)["bytes"])
 
 
 def flash_bytes(graph: Graph, weight_bytes: dict[str, int] | None = None,
@@ -81,7 +85,8 @@ def exact_weight_bytes(op: Op, weight: np.ndarray, b: int) -> int:
     return sparse.storage_bytes(np.asarray(weight).reshape(op.weight_shape), b)[1]
 
 
-def sram_bytes(graph: Graph, sparse_layers: Collection[str] = ()) -> int:
-    """Peak SRAM: live activations + the SparseEngine kernels' scratch (`sparse_layers`: layers
-    stored sparse, whose kernels keep int32 accumulators instead of im2col columns)."""
-    return memory.peak_sram(graph, memory.default_scratch(graph, sparse_layers))
+def sram_bytes(graph: Graph, sparse_layers: Collection[str] = (), attention: str = "tiled") -> int:
+    """SRAM of the activation arena the SparseEngine links: the arena of `schedule.schedule` (row-tiled
+    attention by default, the kernels' scratch; `sparse_layers`: layers stored sparse, whose kernels
+    keep int32 accumulators instead of im2col columns). The engine places tensors at that very plan."""
+    return schedule(graph, sparse_layers, attention).arena_bytes

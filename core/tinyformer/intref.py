@@ -172,6 +172,29 @@ def matmul_av(p: np.ndarray, v: np.ndarray, *, p_zp: int, v_zp: int, out_zp: int
     return requantize(acc, mult, shift, out_zp, act_min, act_max)
 
 
+def attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, *, heads: int, q_zp: int, k_zp: int, s_zp: int,
+              s_mult: int, s_shift: int, s_min: int, s_max: int, lut: np.ndarray, p_zp: int, v_zp: int,
+              out_zp: int, mult: int, shift: int, act_min: int = INT8_MIN, act_max: int = INT8_MAX,
+              rows: int = 2) -> np.ndarray:
+    """Row-tiled attention: q (Nq, D), k (Nk, D), v (Nk, D) int8 -> (Nq, D) int8, no (heads, Nq, Nk) map.
+
+    For each tile of `rows` query rows: S = `matmul_qk` of the tile (s_mult, s_shift, s_zp, clamp
+    [s_min, s_max]), P = `softmax`(S, lut), O[tile] = `matmul_av`(P, v) (mult, shift, out_zp, clamp
+    [act_min, act_max]). Every row of S is requantized and normalised on its own, so the result is
+    bit for bit the three ops on the whole map; only `heads·rows·Nk` scores exist at a time.
+    """
+    q, k, v = _int8(q, "attention q", 2), _int8(k, "attention k", 2), _int8(v, "attention v", 2)
+    if rows < 1:
+        raise WorkbenchError(f"attention row tile {rows} must be at least 1 query row")
+    out = np.empty((q.shape[0], v.shape[1]), np.int8)
+    for i in range(0, q.shape[0], rows):
+        s = matmul_qk(q[i : i + rows], k, heads=heads, q_zp=q_zp, k_zp=k_zp, out_zp=s_zp, mult=s_mult,
+                      shift=s_shift, act_min=s_min, act_max=s_max)  # (heads, rows, Nk)
+        out[i : i + rows] = matmul_av(softmax(s, lut), v, p_zp=p_zp, v_zp=v_zp, out_zp=out_zp, mult=mult,
+                                      shift=shift, act_min=act_min, act_max=act_max)
+    return out
+
+
 def softmax(x: np.ndarray, lut: np.ndarray) -> np.ndarray:
     """Integer softmax over the last axis: int8 (..., L) -> int8 (..., L), output scale 1/256, zp −128.
 

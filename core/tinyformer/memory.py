@@ -11,8 +11,10 @@ Every activation is int8, one byte per element. Ops run in graph order; step `t`
   op's step only. `default_scratch(graph, sparse_layers)` gives the SparseEngine kernels' own numbers.
 - Peak live bytes = max over steps of the sum of the sizes of the buffers live at that step; this is
   the lower bound of any arena. `arena_bytes` is what the greedy placement needs (≥ peak): buffers
-  in decreasing size (ties: earlier first use), each at the lowest `align`-aligned offset that does
-  not overlap a placed buffer whose lifetime intersects its own.
+  in a fixed order, each at the lowest `align`-aligned offset that does not overlap a placed buffer
+  whose lifetime intersects its own; three orders are tried (decreasing size, decreasing
+  size × lifetime, first use) and the smallest arena is kept (on the shipped candidates it equals
+  the peak; decreasing size alone left 0.5–9% unused).
 """
 
 from __future__ import annotations
@@ -95,9 +97,20 @@ def _buffers(graph: Graph) -> tuple[dict[str, str], dict[str, int], dict[str, tu
     return buffer_of, sizes, {b: (first[b], last[b]) for b in sizes}
 
 
-def _place(sizes: dict[str, int], lifetimes: dict[str, tuple[int, int]], align: int) -> dict[str, int]:
-    """Greedy by size: biggest first, lowest aligned offset clear of every co-live placed buffer."""
-    order = sorted(sizes, key=lambda b: (-sizes[b], lifetimes[b][0], b))
+#: placement orders `plan` tries (the first that gives the smallest arena wins): biggest buffer first,
+#: biggest size × lifetime first, earliest first use first
+ORDERS = {
+    "size": lambda sz, lt: sorted(sz, key=lambda b: (-sz[b], lt[b][0], b)),
+    "area": lambda sz, lt: sorted(sz, key=lambda b: (-sz[b] * (lt[b][1] - lt[b][0] + 1), lt[b][0], b)),
+    "first_use": lambda sz, lt: sorted(sz, key=lambda b: (lt[b][0], -sz[b], b)),
+}
+
+
+def _place(sizes: dict[str, int], lifetimes: dict[str, tuple[int, int]], align: int,
+           order_by: str = "size") -> dict[str, int]:
+    """Greedy: buffers in `ORDERS[order_by]` order, each at the lowest aligned offset clear of every
+    co-live placed buffer."""
+    order = ORDERS[order_by](sizes, lifetimes)
     placed: list[tuple[int, int, int, int]] = []  # (offset, end, first, last)
     offsets: dict[str, int] = {}
     for b in order:
@@ -149,8 +162,12 @@ def plan(graph: Graph, scratch: dict[str, int] | None = None, align: int = 4) ->
     if align < 1:
         raise WorkbenchError(f"alignment {align} must be a positive number of bytes")
     buffer_of, sizes, lifetimes, peak, peak_step = _live(graph, scratch)
-    offsets = _place(sizes, lifetimes, align)
-    arena = max((offsets[b] + sizes[b] for b in sizes), default=0)
+    offsets, arena = {}, -1
+    for order_by in ORDERS:  # the smallest arena of the greedy orders; ties keep the earlier order
+        offs = _place(sizes, lifetimes, align, order_by)
+        end = max((offs[b] + sizes[b] for b in sizes), default=0)
+        if arena < 0 or end < arena:
+            offsets, arena = offs, end
     return Plan(
         offsets=offsets,
         sizes=sizes,

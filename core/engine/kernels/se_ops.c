@@ -143,6 +143,34 @@ void se_softmax(const int8_t *x, int8_t *y, int32_t rows, int32_t L, const int32
   }
 }
 
+/* Row-tiled attention (MCUFormer / depth-first attention): O = softmax(Q K^T) V without the
+ * (heads, Nq, Nk) map. Per head h: K_h and V_h^T go to q15 once; then per pair of query rows
+ * S = requant(Q_rows K_h^T) (2 x Nk int8), softmax in place, O_rows = requant(P V_h). Bit for bit
+ * se_matmul_qk + se_softmax + se_matmul_av (every row of S is computed and normalised alone).
+ * p = {q_zp, k_zp, s_mult, s_shift, s_zp, s_min, s_max, p_zp, v_zp, mult, shift, out_zp, act_min,
+ * act_max}. scratch (4-aligned): e int32[Nk] | K_h q15[Nk*K4d] | V_h^T q15[d*K4n] | 2 Q rows q15[2*K4d]
+ * | 2 P rows q15[2*K4n] | 2 S rows int8[2*Nk]: 6*Nk + 2*K4d*(Nk + 2) + 2*K4n*(d + 2) bytes. */
+void se_attention(const int8_t *q, const int8_t *k, const int8_t *v, int8_t *o, int32_t Nq, int32_t Nk, int32_t D,
+                  int32_t heads, const int32_t *p, const int32_t *lut, int8_t *scratch) {
+  const int32_t d = D / heads, K4d = (d + 3) & ~3, K4n = (Nk + 3) & ~3;
+  int32_t *e = (int32_t *)scratch;
+  int16_t *kb = (int16_t *)(e + Nk), *vt = kb + Nk * K4d, *qa = vt + d * K4n, *pa = qa + 2 * K4d;
+  int8_t *sr = (int8_t *)(pa + 2 * K4n);
+  for (int32_t h = 0; h < heads; h++) {
+    se_q15_rows(k + h * d, D, 1, Nk, d, p[1], kb);
+    se_q15_rows(v + h * d, 1, D, d, Nk, p[8], vt); /* V_h transposed: row c = column h*d+c of v */
+    for (int32_t i = 0; i < Nq; i += 2) {
+      const int32_t two = i + 1 < Nq;
+      se_q15_rows(q + i * D + h * d, D, 1, 1 + two, d, p[0], qa);
+      se_mm2_q15(qa, two ? qa + K4d : 0, kb, Nk, K4d, sr, sr + Nk, 1, p[2], p[3], p[4], p[5], p[6]);
+      se_softmax(sr, sr, 1 + two, Nk, lut, e);
+      se_q15_rows(sr, Nk, 1, 1 + two, Nk, p[7], pa);
+      se_mm2_q15(pa, two ? pa + K4n : 0, vt, d, K4n, o + i * D + h * d, o + (i + 1) * D + h * d, 1, p[9], p[10],
+                 p[11], p[12], p[13]);
+    }
+  }
+}
+
 static uint32_t se_isqrt64(uint64_t v) {
   uint64_t res = 0, bit = 1ull << 62;
   while (bit > v) bit >>= 2;

@@ -15,6 +15,8 @@ void se_matmul_av(const int8_t *p, const int8_t *v, int8_t *o, int32_t heads, in
                   int32_t p_zp, int32_t v_zp, int32_t mult, int32_t shift, int32_t out_zp, int32_t act_min,
                   int32_t act_max, int16_t *scratch);
 void se_softmax(const int8_t *x, int8_t *y, int32_t rows, int32_t L, const int32_t *lut, int32_t *e);
+void se_attention(const int8_t *q, const int8_t *k, const int8_t *v, int8_t *o, int32_t Nq, int32_t Nk, int32_t D,
+                  int32_t heads, const int32_t *p, const int32_t *lut, int8_t *scratch);
 void se_layernorm(const int8_t *x, int8_t *y, int32_t N, int32_t D, const int32_t *gamma, const int32_t *beta,
                   int32_t mult, int32_t shift, int32_t out_zp, int32_t act_min, int32_t act_max);
 void se_add(const int8_t *a, const int8_t *b, int8_t *y, int32_t n, int32_t a_zp, int32_t b_zp, const int32_t *p,

@@ -13,9 +13,10 @@ and the code generator read one source of truth (the TinyEngine convention):
     kind.run_int8(qop, args)                    # integer reference (`intref`), bit for bit the C
     kind.lower(qop, shapes, out_shape, fmt)     # the SparseEngine kernel call (core.engine.lowering)
 
-Flags say which family an op belongs to: `weighted` (float parameters in the model: conv, depthwise,
-linear, LayerNorm), `sparse_capable` (int8 weights the engine may store blockwise sparse: conv,
-depthwise, linear), `aliases_input` (the output is a view of the first input: reshape).
+`attention` is the fused, row-tiled QKᵀ→softmax→AV that `core.tinyformer.schedule` substitutes for
+the three ops. Flags say which family an op belongs to: `weighted` (float parameters in the model:
+conv, depthwise, linear, LayerNorm), `sparse_capable` (int8 weights the engine may store blockwise
+sparse: conv, depthwise, linear), `aliases_input` (the output is a view of the first input: reshape).
 
 Torch is imported inside the float methods only: `graph_of` and the planner stay torch-free.
 """
@@ -104,7 +105,7 @@ def spatial_attrs(op: Op) -> dict[str, Any]:
 def _registry() -> dict[str, OpKind]:
     from core.tinyformer.ops import attention, conv, misc
 
-    kinds = [*conv.KINDS, *attention.KINDS, *misc.KINDS]
+    kinds = [*conv.KINDS, *attention.KINDS, *misc.KINDS, *attention.FUSED]
     return {k.name: k for k in kinds}
 
 
