@@ -138,7 +138,8 @@ def setup_rollout(page, url: str, system: str, models: list[str], steps: int, su
     page.get_by_text("quick look", exact=True).click()
     choose_models(page, models)
     type_into(page, "steps", steps)
-    type_into(page, "scheme sub-steps per frame (dt = Δt/m)", substeps)
+    if substeps != 1:  # the scheme sub-steps (the select that offers 512)
+        page.locator('select:has(option:text-is("512"))').select_option(str(substeps))
     if rate is not None:
         page.locator('select:has(option:text-is("12"))').select_option(str(rate))
     from playwright.sync_api import expect

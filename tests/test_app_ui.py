@@ -92,6 +92,11 @@ def test_page_loads_without_errors(page, served_app):
     assert page.title() == TITLE
     page.get_by_text("Generate a dataset").wait_for()
     assert page.get_by_text("Equations").count() >= 1
+    # the first page loads no 3D, table or MathJax library (4.8 MB of scripts): they come when a
+    # page needs them (app/pages/_scripts.py)
+    fetched = page.evaluate("performance.getEntriesByType('resource').map(r => r.name)")
+    heavy = [f for f in fetched if any(k in f for k in ("vtk.js", "bokeh-mathjax", "tabulator"))]
+    assert heavy == [], heavy
     assert page.js_errors == []
 
 

@@ -73,7 +73,7 @@ def test_rollout_page_streams_every_frame_and_reports_missing_checkpoints(no_che
 
 def test_rollout_page_pause_resume_stop_and_sessions_are_independent(no_checkpoints, notes):
     page, other = ro.RolloutPage(), ro.RolloutPage()
-    page.param.update(system="kdv1d", size=ro.SIZES[1], models=["rk4"], substeps=100, n_steps=40)
+    page.param.update(system="kdv1d", size=ro.SIZES[1], models=["rk4"], substeps=128, n_steps=40)
     paused = threading.Event()
 
     def pause_at_three(step, _show=page._show_live):
@@ -239,3 +239,71 @@ def test_stop_while_preparing_wins(no_checkpoints, notes, monkeypatch):
     assert page.state == "idle" and page._data is None and page.runner.message == "cancelled"
     page.start()  # startable again, and this time it runs
     assert page.wait(120) and page.state == "done" and page.n_done == 5
+
+
+# ------------------------------------------------------------------- teaching control ranges --
+def test_rollout_controls_are_bounded_by_the_data_chosen(notes, monkeypatch):
+    """The trajectory and step boxes accept what the chosen data holds: the checkpoints' test split
+    (2 trajectories of 100 steps for burgers2d), the quick look (1 of 40); a value beyond is refused
+    with that range and the box shows the value used."""
+    from pages import _widgets
+
+    monkeypatch.setattr(_widgets, "notify_error", notes.append)
+    page = ro.RolloutPage(system="burgers2d")
+    assert page.param.sample.bounds == (0, 1) and page.param.n_steps.bounds == (1, 100)
+    page.size = ro.SIZES[1]
+    assert page.param.sample.bounds == (0, 0) and page.param.n_steps.bounds == (1, 40)
+    assert page.n_steps == 40  # clamped, not left at a value the data cannot give
+    box = _widgets.int_input(page, "n_steps")
+    box.value = "41"
+    assert notes[-1] == "steps = '41' is outside the allowed range 1..40; using 40" and box.value == "40"
+    page.system = "grayscott3d"
+    page.size = ro.SIZES[0]
+    assert page.param.n_steps.bounds == (1, 50)
+
+
+def test_scheme_substeps_offered_show_first_and_fourth_order():
+    """Each offered doubling of the sub-steps visibly changes the scheme curves, the right way:
+    Euler's final error halves (first order), RK4's drops by far more (fourth order, until the
+    data's own solver error)."""
+    from pages._core import SCHEME_SUBSTEPS, load_surrogates
+
+    from core.datasets import generate
+    from core.metrics import evaluate
+
+    assert SCHEME_SUBSTEPS[:3] == (1, 2, 4)
+    assert all(b == 2 * a for a, b in zip(SCHEME_SUBSTEPS, SCHEME_SUBSTEPS[1:], strict=False))
+    ds = generate(ea.data_config("burgers2d", "cpu", True, 1))
+    last = {}
+    for m in (1, 2):
+        models, problems = load_surrogates(ds, ["euler", "rk4"], scheme_substeps=m)
+        rmse = evaluate(models, ds, "test")["rmse"].mean("sample")[:, -1]
+        last[m] = {name: float(rmse.sel(model=name)) for name in models}
+    assert 1.7 < last[1]["euler"] / last[2]["euler"] < 2.3, last  # measured 2.06
+    assert last[1]["rk4"] / last[2]["rk4"] > 8, last  # measured 12.6
+    assert last[2]["rk4"] < 1e-4 * last[2]["euler"]
+
+
+def test_bench_drives_every_model_check_box():
+    from core import appbench
+
+    assert appbench.CHOICES == ro.CHOICES == ea.CHOICES
+
+
+def test_fast_vtk_serializer_sends_the_same_bytes_as_panel():
+    """The NumPy conversion of 64-bit cell arrays gives byte for byte what Panel's loop gives."""
+    pytest.importorskip("vtk")
+    from pages._volume import fast_vtk_serializer
+    from panel.pane.vtk import synchronizable_serializer as ser
+    from vtkmodules.util.numpy_support import numpy_to_vtk
+    from vtkmodules.vtkCommonCore import VTK_ID_TYPE, VTK_LONG_LONG
+
+    fast_vtk_serializer()
+    fast = ser.SynchronizationContext.getCachedDataArray
+    cells = np.array([3, 0, 1, 2, 3, 2, 3, 4, 70000, 7], dtype=np.int64)  # legacy cells: count, ids
+    for kind, values in ((VTK_ID_TYPE, cells), (VTK_LONG_LONG, np.append(cells, -5))):
+        array = numpy_to_vtk(values, deep=1, array_type=kind)
+        ctx = ser.SynchronizationContext()
+        ctx.cacheDataArray("key", {"array": array, "mTime": array.GetMTime(), "ts": 0})
+        for binary in (True, False):
+            assert fast(ctx, "key", binary=binary) == fast.original(ctx, "key", binary=binary)

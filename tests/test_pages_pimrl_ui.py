@@ -56,7 +56,7 @@ def test_rollout_page_puts_live_frames_on_screen(page, served_app):
 @pytest.mark.ui
 @pytest.mark.timeout(300)
 def test_rollout_scrubber_shows_after_an_uninterrupted_run_and_while_paused(page, served_app):
-    setup_rollout(page, served_app, "kdv1d", ["rk4"], steps=40, substeps=20, rate=2)
+    setup_rollout(page, served_app, "kdv1d", ["rk4"], steps=40, substeps=128, rate=2)
     scrubber = page.locator(".wb-scrubber").first
     page.get_by_role("button", name="Start").click()
     page.get_by_text("done after 40 steps").wait_for(timeout=180_000)
@@ -103,7 +103,7 @@ def test_four_sessions_are_isolated_and_a_closed_one_stops_its_work(browser, ser
     try:
         a, b, c, d = (ctx.new_page() for ctx in contexts)
         for pg in (a, b, c):  # slow display (2 frames/s) keeps each run going for ~20 s
-            setup_rollout(pg, served_app, "kdv1d", ["rk4"], steps=40, substeps=20, rate=2)
+            setup_rollout(pg, served_app, "kdv1d", ["rk4"], steps=40, substeps=128, rate=2)
         open_tab(d, served_app, "Rollout", "Start")
         count = d.get_by_text(re.compile(r"server: \d+ background task")).first
 

@@ -86,11 +86,11 @@ def int_input(obj, name: str, **kw) -> pn.widgets.TextInput:
     follows the param when code changes it.
     """
     p = obj.param[name]
-    lo, hi = p.bounds or (None, None)
     label = kw.pop("label", p.label)
     box = pn.widgets.TextInput(label=label, value=str(getattr(obj, name)), **kw)
 
     def allowed() -> str:
+        lo, hi = obj.param[name].bounds or (None, None)  # read now: a page may move the bounds
         if lo is not None and hi is not None:
             return f"{lo}..{hi}"
         return f">= {lo}" if lo is not None else f"<= {hi}"
@@ -105,6 +105,7 @@ def int_input(obj, name: str, **kw) -> pn.widgets.TextInput:
             ok = np.isfinite(number) and number == int(number)
         except ValueError:
             ok = False
+        lo, hi = obj.param[name].bounds or (None, None)
         if ok and (lo is None or number >= lo) and (hi is None or number <= hi):
             setattr(obj, name, int(number))
             return

@@ -23,9 +23,17 @@ import numpy as np
 import panel as pn
 import param
 
+from core.datasets import preset_defaults
 from core.errors import WorkbenchError
 from core.physics import PRESETS, SYSTEMS
-from pages._core import MODELS, REFERENCES, SCHEMES, load_surrogates, reference_dataset_config
+from pages._core import (
+    MODELS,
+    REFERENCES,
+    SCHEME_SUBSTEPS,
+    SCHEMES,
+    load_surrogates,
+    reference_dataset_config,
+)
 from pages._scripts import when_loaded
 from pages._stream_views import (
     PALETTE,
@@ -123,9 +131,13 @@ class RolloutPage(pn.viewable.Viewer):
     preset = param.Selector(default="cpu", objects=list(PRESETS))
     size = param.Selector(default=SIZES[0], objects=list(SIZES), label="data")
     models = param.ListSelector(default=["pimrl", "percnn", "rk4"], objects=list(CHOICES))
-    sample = param.Integer(default=0, bounds=(0, 63), label="test trajectory")
-    n_steps = param.Integer(default=100, bounds=(1, 5000), label="steps")
-    substeps = param.Integer(default=1, bounds=(1, 200), label="scheme sub-steps per frame (dt = Δt/m)")
+    # the bounds of `sample` and `n_steps` follow the data chosen (`_on_data`): the checkpoints' test
+    # split holds 2 trajectories of 50-200 steps, the quick look 1 of 40; anything else had no effect
+    # but a notification
+    sample = param.Integer(default=0, bounds=(0, 1), label="test trajectory")
+    n_steps = param.Integer(default=100, bounds=(1, 100), label="steps")
+    substeps = param.Selector(default=1, objects=list(SCHEME_SUBSTEPS),
+                              label="scheme sub-steps per frame (dt = Δt/m)")
     teacher_forcing = param.Boolean(default=False, label="teacher forcing (restart from truth each step)")
     rate = param.Selector(default=12, objects=list(RATES), label="display rate (frames/s)")
     field = param.Selector(default="u", objects=["u"])
@@ -169,6 +181,8 @@ class RolloutPage(pn.viewable.Viewer):
         if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
             pn.state.add_periodic_callback(self._count_tasks, period=1000)
         self.param.watch(self._on_step, "step")
+        self.param.watch(self._on_data, ["system", "preset", "size"])
+        self._on_data()
         self.param.watch(self._on_field, ["field", "error_scale", "error_top"])
 
     # ------------------------------------------------------------------------------- controls --
@@ -221,7 +235,7 @@ class RolloutPage(pn.viewable.Viewer):
             w.RadioButtonGroup.from_param(self.param.size),
             "**models** (checkpoints in data/checkpoints; schemes step the reference physics)",
             w.CheckBoxGroup.from_param(self.param.models, inline=False),
-            int_input(self, "sample"), int_input(self, "n_steps"), int_input(self, "substeps"),
+            int_input(self, "sample"), int_input(self, "n_steps"), w.Select.from_param(self.param.substeps),
             w.Checkbox.from_param(self.param.teacher_forcing), w.Select.from_param(self.param.rate),
             pn.Row(self.start_button, self.pause_button, self.stop_button),
             self.runner, pn.pane.Markdown(self.param.message, styles={"font-size": "0.9em"},
@@ -246,6 +260,19 @@ class RolloutPage(pn.viewable.Viewer):
         args = (self.system, self.preset, self.size, list(self.models), self.substeps, self.sample)
         if not self.runner.run(lambda task: self._job(task, args), self._finish, label="preparing"):
             self.state = "idle"
+
+    def _on_data(self, *_events) -> None:
+        """Bound the trajectory and step controls by the data chosen (values beyond are clamped)."""
+        try:
+            config = dataset_config(self.system, self.preset, self.size)
+            n_test = config.split_counts[2]
+            n_frames = config.n_coarse or preset_defaults(self.system, self.preset)["n_coarse"]
+        except WorkbenchError as exc:  # shown again, with the same words, when Start is pressed
+            log.info("no bounds for %s/%s: %s", self.system, self.preset, exc)
+            return
+        self.param.sample.bounds = (0, max(n_test - 1, 0))
+        self.param.n_steps.bounds = (1, n_frames - 1)
+        self.param.update(sample=min(self.sample, n_test - 1), n_steps=min(self.n_steps, n_frames - 1))
 
     def toggle_pause(self) -> None:
         if self.state == "running":
