@@ -38,15 +38,12 @@ _no_mathjax()
 
 class Fast(pn.theme.Fast):
     """The Fast design without its web font (Open Sans from fonts.googleapis.com): a classroom
-    machine may have no internet, and the page must not wait for it; and with the minified FAST
-    components (410 kB instead of 889 kB of JavaScript to parse on every page load). (Named like its
-    parent: Panel finds a design's bundled files by the class name.)"""
+    machine may have no internet, and the page must not wait for it. (Named like its parent: Panel
+    finds a design's bundled files by the class name. The FAST components stay unminified: Panel's
+    fast_design.js imports that very file, and a second, minified copy left the page in FAST's
+    default dark palette.)"""
 
-    _resources = {
-        **{k: v for k, v in pn.theme.Fast._resources.items() if k != "font"},
-        "js_modules": {k: v.replace("fast-components.js", "fast-components.min.js")
-                       for k, v in pn.theme.Fast._resources["js_modules"].items()},
-    }
+    _resources = {k: v for k, v in pn.theme.Fast._resources.items() if k != "font"}
 
 
 class BrokenPage(pn.viewable.Viewer):

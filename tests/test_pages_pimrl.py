@@ -307,3 +307,24 @@ def test_fast_vtk_serializer_sends_the_same_bytes_as_panel():
         ctx.cacheDataArray("key", {"array": array, "mTime": array.GetMTime(), "ts": 0})
         for binary in (True, False):
             assert fast(ctx, "key", binary=binary) == fast.original(ctx, "key", binary=binary)
+
+
+def test_3d_scene_colours_each_prediction_by_its_log_error():
+    """The prediction's surface carries log10 |prediction − truth| as its active scalars, on the
+    colour table's range (what vtk.js colours by); the truth's surface is plain grey."""
+    pytest.importorskip("pyvista")
+    from pages._volume import SceneView
+
+    n = 12
+    coords = {d: np.linspace(-1, 1, n) for d in ("z", "y", "x")}
+    z, y, x = np.meshgrid(*coords.values(), indexing="ij")
+    truth = np.sqrt(x**2 + y**2 + z**2)  # the level 0.5 crosses a sphere
+    scene = SceneView(("z", "y", "x"), coords, (0.0, 1.0), ["model"], (1e-4, 1.0), level=0.5)
+    scene.update(truth, {"model": truth + 0.01})
+    mesh = scene.meshes["model"]
+    assert mesh.n_points > 50 and mesh.active_scalars_name == "log_err"
+    np.testing.assert_allclose(mesh.active_scalars, -2.0, atol=1e-5)  # log10(0.01)
+    assert scene.actors["model"].mapper.scalar_range == pytest.approx((-4.0, 0.0))
+    assert not scene.actors["truth"].mapper.scalar_visibility
+    bands = scene.colorbar._wb_bar[0].data
+    assert bands["left"][0] == pytest.approx(1e-4) and bands["right"][-1] == pytest.approx(1.0)

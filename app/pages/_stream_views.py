@@ -99,7 +99,7 @@ def palette(name: str, n: int = 256) -> list[str]:
 
 def readable_log_axis(axis) -> None:
     """Log-axis ticks at 1, 2, 5 × 10^k with plain labels (0.01, 0.002, 1e-05), also below 0.1."""
-    axis.ticker = LogTicker(mantissas=[1, 2, 5])
+    axis.ticker = LogTicker(mantissas=[1, 2, 5], desired_num_ticks=5)  # fewer: no overlap within a decade
     # JavaScript's own shortest form: 0.5, 0.002, 0.000001, 1e-7, 1e+21
     axis.formatter = CustomJSTickFormatter(code="return Number(tick.toPrecision(3)).toString()")
 

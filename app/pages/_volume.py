@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import panel as pn
 import param
-from bokeh.models import ColorBar, LinearColorMapper, LogColorMapper, Span
+from bokeh.models import ColumnDataSource, Span
 from bokeh.plotting import figure
 
 from pages._stream_views import _StreamView, caption, palette, readable_log_axis
@@ -63,25 +63,38 @@ def _uniform_step(c: np.ndarray) -> float:
 
 def colorbar_figure(cmap: str, clim: tuple[float, float], *, log: bool = False, title: str = "",
                     mark: float | None = None) -> tuple[figure, Span | None]:
-    """A slim horizontal Bokeh colour bar (vtk.js scenes carry none), with an optional marker line."""
-    kind = LogColorMapper if log else LinearColorMapper
-    mapper = kind(palette=palette(cmap), low=clim[0], high=clim[1])
-    fig = figure(height=70, toolbar_location=None, min_border=0, outline_line_color=None,
-                 sizing_mode="stretch_width", x_range=(0, 1), y_range=(0, 1))
-    fig.axis.visible = False
+    """A slim horizontal colour bar for a vtk.js scene (which carries none): the colour map as 256
+    bands along an x axis in the field's units (log spaced on a log axis), with an optional marker
+    line at the value `mark`. (A Bokeh ColorBar laid out in a figure this thin was drawn wider than
+    the figure and showed only its low end.)"""
+    fig = figure(height=80, toolbar_location=None, min_border_left=12, min_border_right=24,
+                 outline_line_color=None, sizing_mode="stretch_width", title=title,
+                 x_axis_type="log" if log else "linear", y_range=(0, 1), tools="")
+    fig.title.text_font_size = "9pt"
+    fig.title.text_font_style = "normal"
+    fig.yaxis.visible = False
     fig.grid.visible = False
-    bar = ColorBar(color_mapper=mapper, orientation="horizontal", height=12, title=title,
-                   title_text_font_size="9pt", location=(0, 0))
     if log:
-        readable_log_axis(bar)
-    fig.add_layout(bar, "center")
+        readable_log_axis(fig.xaxis[0])
+    bands = ColumnDataSource({"left": [], "right": [], "color": []})
+    fig.quad(left="left", right="right", bottom=0, top=1, color="color", source=bands)
+    # kept on the figure (Bokeh allows private attributes) so `set_colorbar_range` can move it
+    fig._wb_bar = (bands, log, palette(cmap))
+    set_colorbar_range(fig, clim)
     span = None
     if mark is not None:
-        lo, hi = clim
-        span = Span(location=float((mark - lo) / (hi - lo)), dimension="height", line_color="black",
-                    line_width=2)
+        span = Span(location=float(mark), dimension="height", line_color="black", line_width=2)
         fig.add_layout(span)
     return fig, span
+
+
+def set_colorbar_range(fig: figure, clim: tuple[float, float]) -> None:
+    """Move a `colorbar_figure` to the range `clim`."""
+    bands, log, colors = fig._wb_bar
+    lo, hi = float(clim[0]), float(clim[1])
+    edges = np.geomspace(lo, hi, len(colors) + 1) if log else np.linspace(lo, hi, len(colors) + 1)
+    bands.data = {"left": edges[:-1], "right": edges[1:], "color": colors}
+    fig.x_range.update(start=lo, end=hi)
 
 
 def _grid(pv, coords, dims, shift: float = 0.0):
@@ -180,9 +193,7 @@ class VolumeView(_StreamView):
         self.outline.copy_from(self.grid.outline())
         self.plotter.reset_camera(bounds=self.grid.bounds)
         self.panes["volume"].param.update(spacing=self.grid.spacing, origin=self.grid.origin)
-        mapper = self.colorbar.center[0].color_mapper if self.colorbar.center else None
-        if mapper is not None:
-            mapper.update(low=self.clim[0], high=self.clim[1])
+        set_colorbar_range(self.colorbar, self.clim)
         self._on_level()
         self.update(np.full(self.shape, np.nan) if frame is None else frame, title)
 
@@ -235,8 +246,7 @@ class VolumeView(_StreamView):
 
     def _on_level(self, *_events) -> None:
         if self._mark is not None:
-            lo, hi = self.clim
-            self._mark.location = (self.level - lo) / (hi - lo)
+            self._mark.location = self.level
         if self.mode == "iso-surface":
             self._render()
 
@@ -290,14 +300,17 @@ class SceneView(pn.viewable.Viewer):
         self.plotter = pv.Plotter(off_screen=True, window_size=(900, 420))
         self.plotter.set_background("white")
         self.grids, self.meshes, self.actors = {}, {}, {}
-        self.lut = pv.LookupTable(cmap="magma", scalar_range=err_clim, log_scale=True)
+        # the surfaces carry log10 |error| on a LINEAR table: Panel hands vtk.js the table as
+        # linearly spaced colours, so a log table showed one colour (the scene looked uncoloured)
+        self.log_range = (float(np.log10(err_clim[0])), float(np.log10(err_clim[1])))
+        self.lut = pv.LookupTable(cmap="magma", scalar_range=self.log_range)
         for i, name in enumerate(["truth", *self.names]):
             # in the "iso" camera view +x runs to the left: predictions at -x put the truth leftmost
             self.grids[name] = _grid(pv, self.coords, self.dims, shift=-i * width)
             mesh, actor = _actor(pv, (0.55, 0.6, 0.65) if name == "truth" else (0.8, 0.4, 0.3))
             if name != "truth":
                 actor.mapper.lookup_table = self.lut
-                actor.mapper.scalar_range = err_clim
+                actor.mapper.scalar_range = self.log_range
                 actor.mapper.scalar_visibility = True
                 actor.mapper.scalar_map_mode = "point"
             outline, outline_actor = _actor(pv, (0.33, 0.33, 0.33))
@@ -320,7 +333,8 @@ class SceneView(pn.viewable.Viewer):
 
         pts = np.array([self.grids[name].origin], dtype=np.float64)
         mesh = pv.PolyData(pts)
-        mesh.point_data["err"] = np.full(1, self.err_clim[0], np.float32)
+        mesh.point_data["log_err"] = np.full(1, self.log_range[0], np.float32)
+        mesh.set_active_scalars("log_err")
         return mesh
 
     def update(self, truth: np.ndarray, preds: dict[str, np.ndarray | None],
@@ -334,10 +348,12 @@ class SceneView(pn.viewable.Viewer):
                 self.meshes[name].copy_from(self._placeholder(name))
                 continue
             grid.point_data["field"] = _points(frame)
-            grid.point_data["err"] = _points(np.maximum(np.abs(frame - truth), self.err_clim[0]))
+            grid.point_data["log_err"] = _points(np.log10(np.clip(np.abs(frame - truth), *self.err_clim)))
             surface = grid.contour([self.level], scalars="field", compute_normals=True)
             if not surface.n_points:
                 self.empty.append(name)
+            else:  # colour by the error, not by the (constant) contoured field
+                surface.set_active_scalars("log_err")
             self.meshes[name].copy_from(surface if surface.n_points else self._placeholder(name))
         if title is not None:
             self.title = title

@@ -507,7 +507,7 @@ class RolloutPage(pn.viewable.Viewer):
         refs = d["reference_rmse"]
         styles = {r: (REFERENCE_COLOR, REFERENCE_DASH[i % 2]) for i, r in enumerate(refs)}
         self._lines = StreamLines([*d["names"], *refs], PALETTE, y_label="RMSE", styles=styles,
-                                  title="running RMSE (all fields; dashed grey: references)")
+                                  title="running RMSE (dashed grey: references)")
         for name, values in refs.items():
             self._lines.set(name, d["dt"] * np.arange(1, d["n_steps"] + 1), values)
         self._spectrum = StreamLines(["truth", *d["names"]], ["#000000", *PALETTE], title="energy spectrum",
