@@ -26,7 +26,10 @@ MACs count the multiply-accumulates of conv2d, dwconv2d, linear, matmul_qk and m
     linear:    N·out·in                       matmul_qk: heads·Nq·Nk·dh = Nq·Nk·D
     matmul_av: heads·Nq·Nk·dh
 
-softmax, layernorm, add and pooling are counted as 0 MACs (they are O(elements), not O(MACs)).
+softmax, layernorm, add and pooling are counted as 0 MACs (they are O(elements), not O(MACs)). Each
+kind's MACs, flash, scratch, float and integer semantics and lowering live in `core.tinyformer.ops`;
+`attention` (the row-tiled fusion of matmul_qk → softmax → matmul_av, MACs 2·Nq·Nk·D) appears only in
+the executed graph of `core.tinyformer.schedule`, never in `graph_of`'s.
 
 Activations: ReLU6 after convs of the MobileNetV2 parts and the conv stem (as in MobileNetV2),
 ReLU inside the transformer MLP, none after projections (`attrs["act"]` is "none"|"relu"|"relu6").
@@ -82,7 +85,8 @@ class Op:
 
     @property
     def aliases_input(self) -> bool:
-        """True when the output shares the first input's buffer (reshape views, in-place softmax)."""
+        """True when the output shares the first input's buffer (reshape views, in-place softmax and
+        row-tiled attention)."""
         return op_kind(self.kind).aliases_input or bool(self.attrs.get("inplace", False))
 
 

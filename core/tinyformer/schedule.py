@@ -13,8 +13,13 @@ Memory-aware execution the schedule applies:
   `matmul_qk → softmax (in place) → matmul_av` chain whose score map has no other reader becomes one
   `attention` op that computes two query rows at a time (QKᵀ → softmax → AV per row tile), so the
   `heads·Nq·Nk` map is never stored; its scratch holds both matmuls' q15 operands and two score
-  rows. Bit for bit the same outputs (`intref.attention`). `attention="full"` keeps the three ops
-  (what a CMSIS-NN deployment runs: CMSIS-NN has no fused attention).
+  rows. Bit for bit the same outputs (`intref.attention`). Its output overwrites Q in place (row i
+  of head h is written after Q's row i of head h was read) when nothing else reads Q.
+  `attention="full"` keeps the three ops (what a CMSIS-NN deployment runs: CMSIS-NN has no fused
+  attention).
+- Not applied: in-place depthwise (TinyEngine). With row-tiled attention the peak of every shipped
+  model sits at an attention layer, so aliasing a depthwise output with its input lowered no arena
+  (measured with this planner); it would cost a 2-row output ring in the dense kernel.
 """
 
 from __future__ import annotations
@@ -72,6 +77,16 @@ def _attention_chains(graph: Graph, keep: Collection[str]) -> list[tuple[Op, Op,
     return chains
 
 
+def _owns_buffer(graph: Graph, tensor: str, reader: Op) -> bool:
+    """True when `reader` is the only reader of `tensor`, which has a buffer of its own (not the graph
+    input or output, not a view or in-place result of another tensor)."""
+    if tensor in (graph.input, graph.output):
+        return False
+    producer = next((op for op in graph.ops if op.output == tensor), None)
+    readers = [op for op in graph.ops if tensor in op.inputs]
+    return producer is not None and not producer.aliases_input and readers == [reader]
+
+
 def fuse_attention(graph: Graph, keep: Collection[str] = ()) -> tuple[Graph, dict[str, tuple[str, ...]]]:
     """`graph` with every eligible attention chain replaced by one row-tiled `attention` op.
 
@@ -95,6 +110,10 @@ def fuse_attention(graph: Graph, keep: Collection[str] = ()) -> tuple[Graph, dic
         name = qk.name.removesuffix(".qk") if qk.name.endswith(".qk") else f"{qk.name}+attention"
         inputs = (qk.inputs[0], qk.inputs[1], av.inputs[1])
         attrs = {"heads": qk.attrs["heads"], "scale": qk.attrs.get("scale", 1.0)}
+        if _owns_buffer(graph, qk.inputs[0], qk):
+            # output row i of head h is written after Q's row i of head h was read (same shape):
+            # the output takes Q's buffer
+            attrs["inplace"] = True
         shapes = [graph.tensors[t].shape for t in inputs]
         macs = op_kind("attention").macs(shapes, graph.tensors[av.output].shape, attrs)
         ops.append(Op(name=name, kind="attention", inputs=inputs, output=av.output, attrs=attrs, macs=macs))
