@@ -158,7 +158,7 @@ def run_sparsenas(
         rows.append(_row(rank, genome, info, cfg, born[key]) | {"pareto": fronts[rank]})
     table = pd.DataFrame(rows)
     table.attrs.update(search_seconds=search_s, total_seconds=time.monotonic() - t0, space=space.name)
-    if out_dir is not None and finetuned:
+    if out_dir is not None:  # always: weights of an earlier table's candidates must not survive it
         with atomic_path(Path(out_dir) / "finetuned.pt") as tmp:
             torch.save({"format": 1, "dataset": cfg.dataset, "candidates": finetuned}, tmp)
     return table
