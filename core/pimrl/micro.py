@@ -14,13 +14,18 @@
   the Π-block is PeRCNN's reaction-term form (pointwise polynomials such as u·v² or u³); with
   ``features="grad"`` Φ(u) = [u, ∂₁u, …] (fixed 4th-order gradient stencils), so transport terms
   such as u·u_x are pointwise products too and still need only 1×1 kernels.
+* Scaling (``scaling``): the Π-block sees its features centred and scaled to unit std and its
+  output is multiplied by the std of the training data's rate of change, both fixed per channel and
+  fitted once before training (`fit_scaling`, from burst pairs when the model pretrains on them).
 * Integrator (``integrator``): ``euler`` (PeRCNN's choice) or ``rk4``; each δt is split into
   ``substeps`` steps, by default the fewest that keep the KNOWN linear operator stable at its
   largest admissible coefficients (c_max), from the stencil's Fourier symbol against the
   integrator's stability polynomial (``core.physics.base.largest_stable_dt``). Dispersion has an
   imaginary spectrum on which forward Euler is unstable at every step size, so it requires rk4.
 
-All stencils are applied as ONE depthwise convolution on ONE circular padding per right-hand side.
+All stencils are applied as shifted slices of ONE circular padding per right-hand side, and a 1×1
+Π-block as two matrix products (measured on Gray–Scott 64², batch 1: 1.29 ms per right-hand side
+with depthwise and 1×1 convolutions, see `python -m core bench pimrl --speed`).
 """
 
 from __future__ import annotations
@@ -56,6 +61,7 @@ class MicroConfig:
     bound: float = 2.0
     guess_factor: float = 0.7
     substeps: int | None = None
+    scaling: bool = True  # fit the Π-block's fixed input/output scaling to the training data
     physical: tuple[tuple[float, ...], ...] | None = None  # per known term, per field; None: the system's
 
     def __post_init__(self) -> None:
@@ -152,20 +158,16 @@ class MicroCell(torch.nn.Module):
         self.names, bank, self.half = _stencils(meta, config.features, config.known)
         c = meta.channels
         self.register_buffer("bank", bank.repeat(c, *([1] * meta.ndim)).unsqueeze(1))  # (C·S, 1, *w)
-        # every stencil is a sum of 1D stencils along the axes (a "cross"), so it is applied as one
-        # (w, 1, ...) convolution per axis: 5·ndim taps instead of 5^ndim (8x fewer in 3D)
-        for axis in range(meta.ndim):
-            index = [slice(None), slice(None)] + [slice(self.half, self.half + 1)] * meta.ndim
-            index[2 + axis] = slice(None)
-            line = self.bank[tuple(index)].clone()  # (C·S, 1, 1.., w, 1..)
-            if axis > 0:  # the centre tap is counted once, in axis 0's line
-                centre = [slice(None), slice(None)] + [0] * meta.ndim
-                centre[2 + axis] = self.half
-                line[tuple(centre)] = 0.0
-            self.register_buffer(f"line{axis}", line, persistent=False)
-        lines = sum(getattr(self, f"line{a}").abs().sum() for a in range(meta.ndim))
-        if not torch.isclose(lines, self.bank.abs().sum()):
-            raise WorkbenchError("the micro cell's stencils must be sums of 1D stencils along the axes")
+        # every stencil is a sum of 1D stencils along the axes (a "cross"): ≤ (w−1)·ndim + 1 taps, kept
+        # as (offset, weight) lists; the same for every field
+        kernels = self.bank[: len(self.names), 0].double().numpy()  # (S, *w) of field 0
+        self._taps: list[list[tuple[tuple[int, ...], float]]] = []
+        for kernel in kernels:
+            taps = [(tuple(int(i) - self.half for i in idx), float(kernel[idx]))
+                    for idx in zip(*np.nonzero(kernel))]
+            if any(sum(o != 0 for o in off) > 1 for off, _ in taps):
+                raise WorkbenchError("the micro cell's stencils must be sums of 1D stencils along the axes")
+            self._taps.append(taps)
         # bounded known-term coefficients: c_max · sigmoid(θ), per (term, field)
         true = list(config.physical) if config.physical is not None else \
             [physical_coefficients(meta, t) for t in config.known]
@@ -185,6 +187,13 @@ class MicroCell(torch.nn.Module):
             conv(n_feat, config.hidden, config.kernel, padding=pad, padding_mode="circular")
             for _ in range(config.branches))
         self.mix = conv(config.hidden, c, 1)
+        # fixed affine scaling of the Π-block's input features and output (per channel), fitted to the
+        # training data once before training (`fit_scaling`); identity until then. Uncentred inputs
+        # (Gray–Scott's u ≈ 0.3–1) and outputs 100× smaller than the weights made the polynomial fit
+        # ill-conditioned.
+        self.register_buffer("feat_shift", torch.zeros(n_feat))
+        self.register_buffer("feat_scale", torch.ones(n_feat))
+        self.register_buffer("out_scale", torch.ones(c))
         with torch.no_grad():  # small initial unknown term: start close to the known physics
             self.mix.weight.mul_(0.1)
             self.mix.bias.zero_()
@@ -225,19 +234,22 @@ class MicroCell(torch.nn.Module):
         return max(1, math.ceil(worst * 1.0001))
 
     def stencils(self, u: Tensor) -> Tensor:
-        """Every fixed stencil (`self.names`) applied to every field: (B, C, *n) -> (B, C, S, *n),
-        one circular padding and one depthwise convolution."""
-        nd, c, s = self.meta.ndim, self.meta.channels, len(self.names)
+        """Every fixed stencil (`self.names`) applied to every field: (B, C, *n) -> (B, C, S, *n).
+
+        One circular padding, then each stencil as a sum of shifted slices of it (the stencils are
+        the same for every field; a depthwise convolution did the same 10x slower at these sizes)."""
+        nd = self.meta.ndim
         padded = torch.nn.functional.pad(u, (self.half, self.half) * nd, mode="circular")
-        conv = (torch.nn.functional.conv1d, torch.nn.functional.conv2d, torch.nn.functional.conv3d)[nd - 1]
-        inner = slice(self.half, -self.half)
-        st = None
-        for axis in range(nd):
-            index = [slice(None), slice(None)] + [inner] * nd
-            index[2 + axis] = slice(None)  # the halo is needed along this axis only
-            part = conv(padded[tuple(index)], getattr(self, f"line{axis}").to(u.dtype), groups=c)
-            st = part if st is None else st + part  # (B, C·S, *n), per field S stencils
-        return st.view(u.shape[0], c, s, *u.shape[2:])  # (B, C, S, *n)
+        n = u.shape[2:]
+        out = []
+        for taps in self._taps:
+            acc = None
+            for offset, weight in taps:
+                window = padded[(slice(None), slice(None)) + tuple(
+                    slice(self.half + o, self.half + o + m) for o, m in zip(offset, n))]
+                acc = weight * window if acc is None else acc + weight * window
+            out.append(acc)
+        return torch.stack(out, dim=2)  # (B, C, S, *n)
 
     def rhs(self, u: Tensor) -> Tensor:
         """F(u): (B, C, *n) -> (B, C, *n)."""
@@ -247,16 +259,53 @@ class MicroCell(torch.nn.Module):
         if self.config.features == "grad":
             grads = st[:, :, :nd].reshape(u.shape[0], c * nd, *u.shape[2:])  # (B, C·ndim, *n)
             feats = torch.cat([u, grads], dim=1)
-        prod = self.branches[0](feats)
-        for branch in self.branches[1:]:
-            prod = prod * branch(feats)
-        out = self.mix(prod)
+        shape_f = (1, -1) + (1,) * nd
+        feats = (feats - self.feat_shift.view(shape_f)) / self.feat_scale.view(shape_f)
+        if self.config.kernel == 1:  # pointwise Π-block: one matmul for all branches, one for the mix
+            b, spatial = u.shape[0], u.shape[2:]
+            x = feats.reshape(b, feats.shape[1], -1)  # (B, F, N)
+            weight = torch.cat([br.weight.flatten(1) for br in self.branches])  # (L·H, F)
+            bias = torch.cat([br.bias for br in self.branches])
+            y = (torch.matmul(weight, x) + bias[:, None]).view(b, len(self.branches), self.config.hidden, -1)
+            prod = y[:, 0]
+            for level in range(1, len(self.branches)):
+                prod = prod * y[:, level]
+            out = torch.matmul(self.mix.weight.flatten(1), prod) + self.mix.bias[:, None]
+            out = out.view(b, c, *spatial)
+        else:
+            prod = self.branches[0](feats)
+            for branch in self.branches[1:]:
+                prod = prod * branch(feats)
+            out = self.mix(prod)
+        out = out * self.out_scale.view(shape_f)
         if self.config.known:
             shape = (1, c) + (1,) * nd
             coef = self.coefficients
             for t, term in enumerate(self.config.known):
                 out = out + coef[t].view(shape) * st[:, :, self.names.index(term)]
         return out
+
+    def features(self, u: Tensor) -> Tensor:
+        """The Π-block's unscaled input Φ(u): (B, C, *n) -> (B, F, *n)."""
+        if self.config.features != "grad":
+            return u
+        nd, c = self.meta.ndim, self.meta.channels
+        grads = self.stencils(u)[:, :, :nd].reshape(u.shape[0], c * nd, *u.shape[2:])
+        return torch.cat([u, grads], dim=1)
+
+    @torch.no_grad()
+    def fit_scaling(self, before: Tensor, after: Tensor, dt: float) -> None:
+        """Set the Π-block's fixed input/output scaling from training pairs (u(t), u(t+dt)):
+        features centred and scaled to unit std, output scaled by the std of (u(t+dt) − u(t))/dt."""
+        feats = self.features(before.to(self.bank.dtype)).double()
+        axes = (0,) + tuple(range(2, feats.dim()))
+        def usable(std: Tensor) -> Tensor:  # a constant channel keeps scale 1
+            return torch.where(std > 1e-9 * std.max().clamp_min(1e-300), std, torch.ones_like(std))
+
+        self.feat_shift.copy_(feats.mean(dim=axes))
+        self.feat_scale.copy_(usable(feats.std(dim=axes)))
+        rate = (after - before).double() / dt
+        self.out_scale.copy_(usable(rate.std(dim=axes)))
 
     def step(self, u: Tensor) -> Tensor:
         """One fine step δt in `substeps` Euler or RK4 steps."""
