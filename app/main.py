@@ -135,8 +135,9 @@ scripts = session_scripts()
 
 pn.template.FastListTemplate(
     title="PIMRL × TinyFormer Workbench",
-    sidebar=[sidebar],
-    main=[tabs, *([scripts.loader] if scripts is not None else [])],
+    # the script loader draws nothing; in `main` the template would frame it in an empty card
+    sidebar=[sidebar, *([scripts.loader] if scripts is not None else [])],
+    main=[tabs],
     accent="#1f6f8b",
     sidebar_width=340,
     design=Fast,

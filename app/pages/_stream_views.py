@@ -216,8 +216,8 @@ class StreamProjection(StreamImage):
 
 
 class StreamCurve(_StreamView):
-    """1D fields against their coordinate: one curve per name in `curves` (name -> (colour, dash)),
-    overlaid with a legend outside the data. The y-range starts at the colour range plus 15 % and
+    """1D fields against their coordinate: one curve per name in `curves` (name -> (colour, dash) or
+    (colour, dash, width)), overlaid with a legend outside the data. The y-range starts at the colour range plus 15 % and
     grows (never shrinks) to take in any overshoot, up to 5 times the range."""
 
     def __init__(self, dims, coords, clim, *, curves: Mapping[str, tuple[str, str]] | None = None, **kw):
@@ -232,9 +232,10 @@ class StreamCurve(_StreamView):
                           tools=TOOLS + ",hover")
         self.sources = {}
         items = []
-        for name, (color, dash) in self.curves.items():
+        for name, (color, dash, *width) in self.curves.items():  # (colour, dash[, width])
             self.sources[name] = ColumnDataSource({"x": x, "y": np.full(len(x), np.nan)})
-            r = self.fig.line("x", "y", source=self.sources[name], line_width=2, color=color, line_dash=dash)
+            r = self.fig.line("x", "y", source=self.sources[name], line_width=(width or [2])[0], color=color,
+                              line_dash=dash)
             items.append((name, [r]))
         if len(items) > 1:
             self.fig.add_layout(Legend(items=items, location="top", orientation="horizontal",

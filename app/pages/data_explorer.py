@@ -22,6 +22,7 @@ from bokeh.plotting import figure
 
 from core.datasets import DatasetConfig, generate, list_datasets, open_dataset
 from core.errors import WorkbenchError
+from core.io import cache_dir
 from core.physics import PRESETS, SYSTEMS, get_system
 from pages._scripts import when_loaded
 from pages._widgets import (
@@ -46,6 +47,23 @@ GRID_CHOICES: tuple[str, ...] = ("preset", "16", "24", "32", "48", "64", "96", "
 VIEWS: tuple[str, ...] = ("coarse", "fine burst")
 #: playback rates offered (frames per second); 3D starts at 2
 RATES: tuple[int, ...] = (1, 2, 5, 10, 20)
+
+
+_LISTING: dict[str, tuple[tuple, list]] = {}
+
+
+def cached_datasets() -> list[dict[str, Any]]:
+    """`core.datasets.list_datasets()`, remembered per server while the cache folder's entries stay
+    the same (every session's page lists the cache, and listing opens and checks every store: 0.2 s
+    for a handful of stores, on every page load)."""
+    folder = cache_dir()
+    try:
+        key = (folder.stat().st_mtime_ns, tuple(sorted(p.name for p in folder.glob("*.zarr"))))
+    except OSError:  # no cache folder yet
+        return list_datasets()
+    if _LISTING.get(str(folder), (None,))[0] != key:
+        _LISTING[str(folder)] = (key, list_datasets())
+    return _LISTING[str(folder)][1]
 
 
 class DataExplorer(pn.viewable.Viewer):
@@ -81,7 +99,11 @@ class DataExplorer(pn.viewable.Viewer):
         self._shown_dims: tuple[str, ...] = ()
         self.spacetime: SpaceTime | None = None
         self._build_panes()
-        self.refresh_cached()
+        # the cache listing opens every store: after the page is drawn, not before (a served session)
+        if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
+            pn.state.onload(self.refresh_cached)
+        else:
+            self.refresh_cached()
         self._on_system()
         self.param.watch(self._on_system, ["system", "preset"])
         self.param.watch(self._on_selection, ["sample", "field", "view", "burst"])
@@ -125,7 +147,7 @@ class DataExplorer(pn.viewable.Viewer):
     def refresh_cached(self, *_events) -> None:
         """Re-read the cache folder; newest first, unreadable stores listed (opening one explains why)."""
         options = {}
-        for r in reversed(list_datasets()):
+        for r in reversed(cached_datasets()):
             if r["valid"]:
                 grid = "×".join(str(r["sizes"][d]) for d in ("z", "y", "x") if d in r["sizes"])
                 label = f"{r['system']}-{r['preset']} · {r['n_samples']} samples · {grid} · {r['key']}"

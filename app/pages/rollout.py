@@ -8,8 +8,8 @@ every computed frame whenever the rollout is not running.
 
 All work runs in the page's `TaskRunner` (one job: prepare data and models, then roll out). Frames
 are computed AHEAD of the display: the display starts once the computation will finish before the
-display catches up, then plays at the set rate (3D at most 2 updates/s), so slow models still play
-smoothly. A model that diverges keeps a "diverged at step N" marker in place of its views.
+display catches up, then plays at the set rate (3D at most MAX_RATE_3D = 4 updates/s), so slow
+models still play smoothly. A model that diverges keeps a "diverged at step N" marker in place of its views.
 """
 
 from __future__ import annotations
@@ -67,7 +67,8 @@ SIZES: tuple[str, ...] = ("full test split", "quick look")
 #: the quick look: 3 fresh trajectories (a seed no checkpoint was trained on) of 40 steps on the same grid
 QUICK = {"n_samples": 3, "n_coarse": 41, "splits": (1, 1, 1), "seed": 1000}
 RATES: tuple[int, ...] = (2, 5, 12, 25)
-#: 3D scenes are contoured and sent as meshes: at most this many updates per second
+#: 3D scenes are contoured and sent as meshes: at most this many updates per second (an update costs
+#: ~0.14 s of server time for two 24³ surfaces on a loaded machine, see `_volume.fast_vtk_serializer`)
 MAX_RATE_3D = 4
 PERSISTENCE = "persistence"
 
@@ -481,7 +482,8 @@ class RolloutPage(pn.viewable.Viewer):
         nd = len(d["dims"])
         deep = " (max over z)" if nd == 3 else ""
         if nd == 1:
-            curves = {"truth": ("#000000", "solid"),
+            # the truth drawn first and wider: a prediction that matches it (RK4) leaves a black rim
+            curves = {"truth": ("#000000", "solid", 5),
                       **{n: (PALETTE[i % len(PALETTE)], "solid") for i, n in enumerate(d["names"])},
                       PERSISTENCE: (REFERENCE_COLOR, "dashed")}
             self._views["fields"] = StreamCurve(d["dims"], d["coords"], clim, curves=curves, label=self.field,
