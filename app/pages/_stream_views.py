@@ -217,8 +217,8 @@ class StreamProjection(StreamImage):
 
 class StreamCurve(_StreamView):
     """1D fields against their coordinate: one curve per name in `curves` (name -> (colour, dash) or
-    (colour, dash, width)), overlaid with a legend outside the data. The y-range starts at the colour range plus 15 % and
-    grows (never shrinks) to take in any overshoot, up to 5 times the range."""
+    (colour, dash, width)), overlaid with a legend outside the data. The y-range starts at the colour
+    range plus 15 % and grows (never shrinks) to take in any overshoot, up to 5 times the range."""
 
     def __init__(self, dims, coords, clim, *, curves: Mapping[str, tuple[str, str]] | None = None, **kw):
         super().__init__(dims, coords, clim, **kw)

@@ -299,9 +299,9 @@ def error_plot(m, metric: str, log_y: bool, threshold: float, *, ghost=None, gho
     n = m.sizes["sample"]
     fig = figure(height=460, sizing_mode="stretch_width", y_axis_type="log" if log_y else "linear",
                  tools=TOOLS, x_axis_label="time", y_axis_label=label,
-                 title=f"{label} per step over {n} test trajector{'y' if n == 1 else 'ies'} "
-                       "(band: mean ± std; dashed vertical: HCT; grey dashed: references; "
-                       "light grey: before)")
+                 # short enough for a half-width plot; the legend names references and ghosts
+                 title=f"{label} per step, {n} test trajector{'y' if n == 1 else 'ies'} "
+                       "(band: ± std; dashed vertical: HCT)")
     if log_y:
         readable_log_axis(fig.yaxis[0])
     items = []
