@@ -46,6 +46,8 @@ def register(bench_subparsers: Any) -> None:
                                     "measurements and validate it on whole models")
     p.add_argument("--fit", action="store_true",
                    help="re-measure the single-op plan on the emulator, re-fit data/nas/latency_model.json")
+    p.add_argument("--fit-kinds", default=None,
+                   help="re-measure only these op kinds (comma-separated), keep the other shipped points")
     p.add_argument("--validate", type=int, default=8, help="whole models emulated to validate the fit")
     p.add_argument("--space", default=None, help="search space of the validation models (default: the "
                    "shipped supernet's)")
@@ -144,14 +146,22 @@ def latency_fit(args: argparse.Namespace, space: Any) -> tuple[list[dict], list[
     from core.tinyformer import latency
 
     path = data_dir() / "nas" / "latency_model.json"
-    if args.fit:
+    points = data_dir() / "results" / "nas_latency_points.json"
+    kinds = [k for k in (args.fit_kinds or "").split(",") if k]
+    if args.fit or kinds:
+        plan = latency.PLAN
+        old: list[dict] = []
+        if kinds:  # re-measure these op kinds only; keep the shipped measurements of the others
+            old = [r for r in json.loads(points.read_text()) if r["kind"] not in kinds]
+            plan = [pt for pt in latency.PLAN if pt["kind"] in kinds]
         with tqdm_progress("latency: single-op emulations", unit="op") as progress:
-            rows = latency.measure(scheduler=args.scheduler, progress=progress)
+            rows = old + latency.measure(plan, scheduler=args.scheduler, progress=progress)
         model = latency.fit(rows, {"command": command_line(),
                                    "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                                   "engine_commit": _commit()})
+                                   "engine_commit": _commit(),
+                                   "refit_kinds": kinds or "all"})
         model.save(path)
-        (data_dir() / "results" / "nas_latency_points.json").write_text(json.dumps(rows))
+        points.write_text(json.dumps(rows))
     model = latency.load(path)
     counts: dict[str, int] = {}
     for pt in latency.PLAN:

@@ -8,6 +8,7 @@ a non-negative combination of a few counts of work (`features`):
     weighted ops, sparse:  kept MACs, kept weight blocks, outputs of live channels (≥ 1 kept weight),
                            outputs, output pixels, cout, 1
     attention matmuls:     MACs, outputs, 1
+    row-tiled attention:   MACs, outputs, score elements (heads·Nq·Nk), score rows (heads·Nq), 1
     softmax / layernorm:   elements, rows, 1
     add / pooling:         input elements, outputs, 1
 
@@ -15,9 +16,11 @@ a non-negative combination of a few counts of work (`features`):
 block size), compiles it with the project's toolchain and runs it on the emulator, reading the op's
 cycles under `core.engine.cycles` (optimistic, point, conservative). `fit(rows)` solves one
 non-negative least-squares problem per group and bound. `LatencyModel.predict(graph, ...)` sums the
-layers; `validate(model, archs)` compares that sum with whole-model emulation (`core.engine.deploy`)
-of models that were not in the fit. Both measurements are independent jobs: with a `scheduler` they
-run on Dask (`core.cluster.run_jobs`), with the same results.
+layers of the schedule the engine executes (`core.tinyformer.schedule`: QKᵀ → softmax → AV chains
+fused into one row-tiled `attention` op); `validate(model, archs)` compares that sum with whole-model
+emulation (`core.engine.deploy`) of models that were not in the fit. Both measurements are
+independent jobs: with a `scheduler` they run on Dask (`core.cluster.run_jobs`), with the same
+results.
 
 The fitted coefficients ship in `data/nas/latency_model.json` (`python -m core bench nas --fit-latency`
 re-measures and re-fits them).
@@ -97,11 +100,14 @@ def features(kind: str, geo: dict[str, int], sparse: bool = False, kept: float =
         return np.array([macs, p * k * k * cin, p * cout, p, cout, 1.0])
     if kind in ("matmul_qk", "matmul_av"):
         return np.array([geo["macs"], geo["outputs"], 1.0])
+    if kind == "attention":
+        return np.array([geo["macs"], geo["outputs"], geo["scores"], geo["rows"], 1.0])
     if kind in ("softmax", "layernorm"):
         return np.array([geo["elements"], geo["rows"], 1.0])
     if kind in ("add", "maxpool", "avgpool"):
         return np.array([geo["elements"], geo["outputs"], 1.0])
-    known = (*WEIGHTED, "matmul_qk", "matmul_av", "softmax", "layernorm", "add", "maxpool", "avgpool")
+    known = (*WEIGHTED, "matmul_qk", "matmul_av", "attention", "softmax", "layernorm", "add", "maxpool",
+             "avgpool")
     raise WorkbenchError(f"op kind {kind!r} has no latency features; known: {', '.join(known)}")
 
 
@@ -115,6 +121,12 @@ def graph_op_features(op: Any, graph: Any, sparse: bool, kept: float, block: int
                 features(op.kind, geo, sparse, kept, max(block, 1), live))
     if op.kind in ("matmul_qk", "matmul_av"):
         return op.kind, features(op.kind, {"macs": int(op.macs), "outputs": int(np.prod(shape))})
+    if op.kind == "attention":
+        nq = int(graph.tensors[op.inputs[0]].shape[0])
+        nk = int(graph.tensors[op.inputs[1]].shape[0])
+        heads = int(op.attrs["heads"])
+        return op.kind, features(op.kind, {"macs": int(op.macs), "outputs": int(np.prod(shape)),
+                                           "scores": heads * nq * nk, "rows": heads * nq})
     if op.kind in ("softmax", "layernorm"):
         return op.kind, features(op.kind, {"elements": int(np.prod(shape)),
                                            "rows": int(np.prod(shape[:-1]))})
@@ -172,6 +184,9 @@ def _plan() -> list[dict[str, Any]]:
         add("matmul_qk", n=n, d=d, heads=heads)
     for n, heads in ((64, 2), (64, 4), (16, 2), (32, 1)):
         add("matmul_av", n=n, heads=heads)
+    for n, d, heads in ((64, 80, 2), (64, 160, 4), (64, 120, 2), (16, 80, 4), (64, 160, 2), (32, 120, 4),
+                        (64, 80, 4)):
+        add("attention", n=n, d=d, heads=heads)
     for n, heads in ((64, 2), (64, 4), (16, 4), (32, 1)):
         add("softmax", n=n, heads=heads)
     for n, d in ((64, 80), (64, 160), (16, 120), (64, 120)):
@@ -283,8 +298,14 @@ class LatencyModel:
         """Per-layer predicted cycles of `graph`: `sparsity[op]` = achieved fraction of zero weights,
         `storage[op]` = "sparse" | "dense" (default: sparse where sparsity > 0), `block[op]`,
         `live[op]` = fraction of output channels with a kept weight (default: expected)."""
+        from core.tinyformer.schedule import schedule
+
         sparsity, block, storage, live = sparsity or {}, block or {}, storage or {}, live or {}
         rows = []
+        sparse_layers = [k for k in sparsity if storage.get(k, "sparse" if sparsity[k] > 0 else "dense")
+                         == "sparse"]
+        sched = schedule(graph, sparse_layers)
+        graph = sched.graph  # what the engine executes: attention chains fused, row-tiled
         for op in graph.ops:
             if op.kind in FREE:
                 continue
@@ -294,6 +315,7 @@ class LatencyModel:
                                              live.get(op.name))
             lo, mid, hi = self.op_cycles(group, feats)
             rows.append({"name": op.name, "kind": op.kind, "group": group, "macs": int(op.macs),
+                         "replaces": list(sched.fused.get(op.name, ())),
                          "storage": "sparse" if sp else ("dense" if op.kind in WEIGHTED else "-"),
                          "sparsity": s, "cycles": mid, "cycles_optimistic": lo, "cycles_conservative": hi})
         return rows
