@@ -74,21 +74,30 @@ def layer_table(row: dict[str, Any], model: Any = None) -> pd.DataFrame:
 
     Columns: op, block (ds0, mb1, vit0, last, ...), kind, macs, weights, flash_bytes (`cost.layer_flash`;
     a sparse layer's weights at `cost.analytic_encoded_size` of its achieved sparsity), sram_bytes
-    (activations + scratch live while the op runs), sparsity, block_size, storage, and with a fitted
-    latency `model` (`core.tinyformer.latency.LatencyModel`) cycles and ms (views: none).
+    (activations + scratch live while the op runs in the engine's schedule, `core.tinyformer.schedule`:
+    the ops of a row-tiled attention share its step), sparsity, block_size, storage, and with a fitted
+    latency `model` (`core.tinyformer.latency.LatencyModel`) cycles and ms (views: none; a fused
+    attention's cycles on its AV op).
     """
-    from core.tinyformer import default_scratch, graph_of, plan
+    from core.tinyformer import graph_of
     from core.tinyformer.cost import analytic_encoded_size, layer_flash
+    from core.tinyformer.schedule import schedule
 
     sp, bl, st = row.get("sparsity") or {}, row.get("block") or {}, row.get("storage") or {}
     g = graph_of(row["arch"])
-    p = plan(g, default_scratch(g, [n for n, k in st.items() if k == "sparse"]))
+    sched = schedule(g, [n for n, k in st.items() if k == "sparse"])  # what the engine runs and links
+    p = sched.plan
+    step = {op.name: t for t, op in enumerate(sched.graph.ops)}
+    for fused, sources in sched.fused.items():  # a fused attention op stands for its source ops
+        step.update({src: step[fused] for src in sources})
     lat = {}
     if model is not None:
         blocks = {k: int(v) for k, v in bl.items() if st.get(k) == "sparse"}
-        lat = {r["name"]: r["cycles"] for r in model.layers(g, sp, blocks, st)}
+        for r in model.layers(g, sp, blocks, st):  # a fused op's cycles go to the last op it replaces
+            lat[(r["replaces"] or [r["name"]])[-1]] = r["cycles"]
     rows = []
-    for t, op in enumerate(g.ops):
+    for op in g.ops:
+        t = step[op.name]
         storage = st.get(op.name, "-")
         wb = None
         if storage == "sparse":

@@ -395,9 +395,10 @@ def _validate_job(item: dict[str, Any], seed: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="latency-") as tmp:
         dep = deploy(qm, Path(tmp), x.astype(np.int8), sparse=formats, compare=False, count_flash=False)
     fmt, zeros, live = {}, {}, {}
-    for q, r in zip(qm.qops, dep.layers):
+    qops = {q.op.name: q for q in qm.qops}  # the deployment's layers follow the schedule (fused ops)
+    for r in dep.layers:
         if r.storage == "sparse":
-            k, lv = kept_and_live(q.weight)
+            k, lv = kept_and_live(qops[r.name].weight)
             fmt[r.name], zeros[r.name], live[r.name] = "sparse", 1.0 - k, lv
     return {"layers": [{"name": r.name, "cycles": int(r.cycles), "bounds": list(r.cycle_bounds)}
                        for r in dep.layers],
