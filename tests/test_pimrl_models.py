@@ -357,3 +357,28 @@ def test_garbled_checkpoint_metadata_is_one_sentence(tmp_path):
     torch.save(dict(payload, meta=dict(payload["meta"], ndim="two")), tmp_path / "c.pt")
     with pytest.raises(WorkbenchError, match="missing or garbled metadata"):
         load_checkpoint(tmp_path / "c.pt")
+
+
+def test_fit_scaling_centres_the_pi_block_inputs_and_scales_its_output():
+    meta = meta_for(2)
+    cell = MicroCell(meta, MicroConfig(features="grad", physical=((0.01, 0.02),))).double()
+    gen = torch.Generator().manual_seed(0)
+    before = 0.6 + 0.1 * torch.randn((8, meta.channels, *meta.n), generator=gen, dtype=torch.float64)
+    before[:, 1] = 0.25  # a constant field: its scale stays 1, never 1/0
+    after = before + 0.003 * torch.randn(before.shape, generator=gen, dtype=torch.float64)
+    cell.fit_scaling(before, after, dt=0.5)
+    feats = cell.features(before)
+    scaled = (feats - cell.feat_shift.view(1, -1, 1, 1)) / cell.feat_scale.view(1, -1, 1, 1)
+    axes = (0, 2, 3)
+    torch.testing.assert_close(scaled.mean(dim=axes)[0], torch.tensor(0.0, dtype=torch.float64), atol=1e-12,
+                               rtol=0)
+    assert scaled.std(dim=axes)[0] == pytest.approx(1.0)
+    assert cell.feat_scale[1] == 1.0 and cell.feat_shift[1] == pytest.approx(0.25)
+    rate = (after - before) / 0.5
+    assert cell.out_scale[0] == pytest.approx(float(rate[:, 0].std()))
+    # the scaling is a reparametrisation: with the mix switched off only the known terms remain
+    with torch.no_grad():
+        cell.mix.weight.zero_()
+        cell.mix.bias.zero_()
+        known = cell.diffusion.view(1, -1, 1, 1) * cell.stencils(before)[:, :, -1]
+        np.testing.assert_allclose(cell.rhs(before).numpy(), known.numpy())
