@@ -201,6 +201,44 @@ def _row(
     }
 
 
+def refresh_latency(folder: Path | str, latency_model: Any = None, progress: Progress = no_progress
+                    ) -> pd.DataFrame:
+    """Recompute the latency columns (and the Pareto front) of `<folder>/candidates.parquet` with the
+    current fitted model, on each candidate's exact masks (supernet weights, or its fine-tuned weights
+    when it has them); the search's choices stay as they were. Returns the new table (written)."""
+    from core.tinyformer import latency
+    from core.tinyformer.graph import graph_of
+    from core.tinyformer.sparsenas import EvalContext, genome_cost
+
+    folder = Path(folder)
+    model = latency_model if isinstance(latency_model, latency.LatencyModel) else latency.load(latency_model)
+    sup, _, _ = load_checkpoint(folder / "supernet.pt")
+    table = read_table(folder / "candidates.parquet")
+    ctx = EvalContext(sup, SearchConfig(), None, None, None, model)
+    for i, r in enumerate(table.itertuples()):
+        genome = {"arch": json.loads(r.arch), "sparsity": json.loads(r.sparsity_target),
+                  "block": json.loads(r.block)}
+        _, _, masks, info = genome_cost(ctx, genome)
+        if r.finetuned:  # the fine-tuned weights' own zeros and storage
+            fmodel, _ = load_finetuned(folder / "finetuned.pt", int(r.id))
+            g = graph_of(genome["arch"])
+            fmt, ach = json.loads(r.storage), json.loads(r.sparsity)
+            masks = {op.name: prune.weight_of(fmodel, op).detach() != 0 for op in prune.prunable_ops(g)
+                     if fmt.get(op.name) == "sparse"}
+            blocks = {k: v for k, v in genome["block"].items() if fmt.get(k) == "sparse"}
+            pred = model.predict(g, ach, blocks, fmt, live_channels(masks))
+            info.update(latency_ms=pred["ms"], latency_cycles=pred["cycles"],
+                        latency_cycles_optimistic=pred["cycles_optimistic"],
+                        latency_cycles_conservative=pred["cycles_conservative"])
+        for col in ("latency_ms", "latency_cycles", "latency_cycles_optimistic",
+                    "latency_cycles_conservative", "dense_latency_ms"):
+            table.loc[i, col] = info[col]
+        progress(i + 1, len(table), f"#{r.id}")
+    table["pareto"] = pareto_ranks(list(zip(-table["accuracy"], table["latency_ms"])))
+    write_candidates(table, folder / "candidates.parquet")
+    return table
+
+
 def write_candidates(table: pd.DataFrame, path: Path) -> Path:
     """Atomically write the table as parquet."""
     with atomic_path(Path(path)) as tmp:

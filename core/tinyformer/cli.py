@@ -261,6 +261,21 @@ def _cmd_engine(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_latency(args: argparse.Namespace) -> int:
+    from core.io import tqdm_progress
+    from core.tinyformer.candidates import refresh_latency
+
+    folder = _out(args)
+    _prepare(folder, "candidates.parquet")
+    with tqdm_progress("latency of the candidates") as progress:
+        table = refresh_latency(folder, args.latency_model, progress)
+    record(folder, "candidates.parquet:latency", {"latency_model": args.latency_model or "shipped"},
+           {"rows": len(table)})
+    print(f"latency of {len(table)} candidates refreshed: {table['latency_ms'].min():.0f}-"
+          f"{table['latency_ms'].max():.0f} ms")
+    return 0
+
+
 def _cmd_show(args: argparse.Namespace) -> int:
     from core.tinyformer.candidates import load_candidate
 
@@ -348,6 +363,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _common(p, budgets=False)
     p.add_argument("--id", type=int, required=True)
     p.set_defaults(func=_cmd_engine)
+    p = sub.add_parser("latency", help="recompute the candidates' latency columns with the fitted model")
+    _common(p, budgets=False)
+    p.add_argument("--latency-model", default=None,
+                   help="fitted model JSON (default data/nas/latency_model.json)")
+    p.set_defaults(func=_cmd_latency)
     p = sub.add_parser("show", help="print one candidate of the candidates table as JSON")
     _common(p, budgets=False)
     p.add_argument("--id", type=int, required=True)

@@ -22,7 +22,7 @@ emulation (`core.engine.deploy`) of models that were not in the fit. Both measur
 independent jobs: with a `scheduler` they run on Dask (`core.cluster.run_jobs`), with the same
 results.
 
-The fitted coefficients ship in `data/nas/latency_model.json` (`python -m core bench nas --fit-latency`
+The fitted coefficients ship in `data/nas/latency_model.json` (`python -m core bench nas-latency --fit`
 re-measures and re-fits them).
 """
 
@@ -287,8 +287,8 @@ class LatencyModel:
         """(optimistic, point, conservative) cycles of one op."""
         if group not in self.coef:
             raise WorkbenchError(f"the latency model has no fit for {group!r} ops; fitted groups: "
-                                 f"{', '.join(sorted(self.coef))} (re-fit with `python -m core bench nas "
-                                 "--fit-latency`)")
+                                 f"{', '.join(sorted(self.coef))} (re-fit with `python -m core bench "
+                                 "nas-latency --fit`)")
         c = self.coef[group]
         return tuple(float(np.dot(c[b], feats)) for b in BOUNDS)  # type: ignore[return-value]
 
@@ -360,7 +360,7 @@ def load(path: Path | str | None = None) -> LatencyModel:
     from core.io import data_dir
 
     path = Path(path) if path is not None else data_dir() / "nas" / "latency_model.json"
-    redo = "re-fit it with `python -m core bench nas --fit-latency`"
+    redo = "re-fit it with `python -m core bench nas-latency --fit`"
     if not path.is_file():
         raise WorkbenchError(f"latency model {str(path)!r} does not exist; {redo}")
     try:
