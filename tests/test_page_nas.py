@@ -19,7 +19,7 @@ import pytest
 from core.io import data_dir
 from core.tinyformer import cost, graph_of, sparse
 from core.tinyformer.prune import prunable_ops
-from core.tinyformer.schedule import schedule
+from core.tinyformer.schedule import fuse_attention, schedule
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "app"))  # as `panel serve app` does
 
@@ -173,7 +173,7 @@ def test_run_engine_measures_dense_and_sparse_bit_exact(tmp_path):
                          modes=("dense", "sparse"))
     assert set(runs) == {"dense", "sparse"}
     assert seen[-1] == (9, 9) and all(d <= t for d, t in seen)
-    names = [op.name for op in graph_of(spec["arch"]).ops]
+    names = [op.name for op in fuse_attention(graph_of(spec["arch"]))[0].ops]  # the engine's schedule
     for mode, run in runs.items():
         assert run["bit_exact"] is True, mode
         assert [r["name"] for r in run["layers"]] == names
