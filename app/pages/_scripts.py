@@ -82,11 +82,13 @@ class Scripts:
     def __init__(self):
         self.loader = ScriptLoader(width=0, height=0, margin=0, sizing_mode="fixed")
         self._waiting: list[tuple[list[str], Callable[..., Any], tuple]] = []
+        self._extensions: dict[str, list[str]] = {}  # extension -> its script files, as requested
         self.loader.param.watch(self._on_loaded, "loaded")
         self.loader.param.watch(self._on_failed, "failed")
 
     def when_loaded(self, extension: str, fn: Callable[..., Any], *args: Any) -> None:
         files = script_files(extension)
+        self._extensions[extension] = files
         if all(f in self.loader.loaded for f in files):
             fn(*args)
             return
@@ -96,6 +98,13 @@ class Scripts:
             self.loader.requested = [*self.loader.requested, *missing]
 
     def _on_loaded(self, _event) -> None:
+        # tell Panel the document has these extensions now, or it warns at every pane it builds that
+        # the extension "was not loaded" (its list of a document's extensions is internal)
+        registered = getattr(pn.state, "_extensions", None)
+        for ext, files in self._extensions.items():
+            done = all(f in self.loader.loaded for f in files)
+            if registered is not None and ext not in registered and done:
+                registered.append(ext)
         ready = [w for w in self._waiting if all(f in self.loader.loaded for f in w[0])]
         self._waiting = [w for w in self._waiting if w not in ready]
         for _files, fn, args in ready:

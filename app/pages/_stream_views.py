@@ -26,7 +26,6 @@ from bokeh.models import (
     ColorBar,
     ColumnDataSource,
     CustomJSTickFormatter,
-    Div,
     HoverTool,
     Legend,
     LinearColorMapper,
@@ -105,20 +104,22 @@ def readable_log_axis(axis) -> None:
 
 
 def caption(obj: param.Parameterized, name: str = "title", *, font_size: str | None = None,
-            css_classes: tuple[str, ...] = ()) -> pn.pane.Bokeh:
+            css_classes: tuple[str, ...] = ()) -> pn.widgets.StaticText:
     """A one-line caption that follows the string param `name` of `obj` (`**bold**` allowed).
 
-    A plain Bokeh Div whose text is swapped: a frame title changes with every frame played, and a
-    Markdown pane re-renders (Markdown parse, theme) for ~15 ms per change on a loaded machine, which
-    alone held playback below 10 frames/s (measured with the Data explorer's player: 30 ms of
-    server time per frame with a Markdown title, 4 ms with this caption)."""
+    A StaticText (a Bokeh Div, updated through Panel so the document lock is respected) whose HTML
+    is swapped: a frame title changes with every frame played, and a Markdown pane re-renders
+    (Markdown parse, theme) for ~15 ms per change on a loaded machine, which alone held playback
+    below 10 frames/s (measured with the Data explorer's player: 30 ms of server time per frame with
+    a Markdown title, 4 ms with a caption)."""
     def to_html(text: str) -> str:
         return re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", html.escape(str(text)))
 
-    div = Div(text=to_html(getattr(obj, name)), sizing_mode="stretch_width", margin=(0, 10, 0, 10),
-              styles={"font-size": font_size} if font_size else {})
-    obj.param.watch(lambda e: setattr(div, "text", to_html(e.new)), name)
-    return pn.pane.Bokeh(div, sizing_mode="stretch_width", css_classes=["wb-caption", *css_classes])
+    text = pn.widgets.StaticText(value=to_html(getattr(obj, name)), sizing_mode="stretch_width",
+                                 margin=(0, 10), styles={"font-size": font_size} if font_size else {},
+                                 css_classes=["wb-caption", *css_classes])
+    obj.param.watch(lambda e: setattr(text, "value", to_html(e.new)), name)
+    return text
 
 
 # --------------------------------------------------------------------------------- frame views --

@@ -300,7 +300,7 @@ def error_plot(m, metric: str, log_y: bool, threshold: float, *, ghost=None, gho
     fig = figure(height=460, sizing_mode="stretch_width", y_axis_type="log" if log_y else "linear",
                  tools=TOOLS, x_axis_label="time", y_axis_label=label,
                  # short enough for a half-width plot; the legend names references and ghosts
-                 title=f"{label} per step, {n} test trajector{'y' if n == 1 else 'ies'} "
+                 title=f"{label} per step over {n} test trajector{'y' if n == 1 else 'ies'} "
                        "(band: ± std; dashed vertical: HCT)")
     if log_y:
         readable_log_axis(fig.yaxis[0])
