@@ -25,7 +25,7 @@ COMMANDS: list[str] = [
 #: `python -m core bench NAME`
 BENCHMARKS: list[str] = [
     "core.engine.bench",  # bench engine
-    "core.physics.bench",  # bench solvers
+    "core.bench.solvers",  # bench solvers | convergence
     "core.tinyformer.bench",  # bench nas
     "core.bench.pimrl",  # bench pimrl
     "core.appbench",  # bench app
