@@ -303,13 +303,14 @@ def requant_cycles_per_output(bench: dict[str, Any] | None = None) -> float | No
             return None
         bench = json.loads(path.read_text())
     floor = bench.get("requant_floor") or {}
-    for key in ("rq2_cycles_per_output", "sparse_cycles_per_output", "cycles_per_output"):
+    for key in ("tight_cycles_per_output", "rq2_cycles_per_output", "cycles_per_output"):
         if isinstance(floor.get(key), int | float):
             return float(floor[key])
     return None
 
 
-GROUPS = {"attention (QKᵀ, AV)": ("matmul_qk", "matmul_av"), "softmax": ("softmax",),
+GROUPS = {"attention (row-tiled QKᵀ·softmax·AV)": ("matmul_qk", "matmul_av", "attention"),
+          "softmax (pooling)": ("softmax",),
           "LayerNorm": ("layernorm",), "adds, pooling": ("add", "maxpool", "avgpool"),
           "weighted layers (conv, linear)": ("conv2d", "dwconv2d", "linear")}
 
