@@ -30,11 +30,14 @@ SCHEME_SUBSTEPS: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 
 
 def train_model(name: str, ds: Any, iterations: int, seed: int, progress) -> Any:
-    """A small model of kind `name` trained now on `ds` with `iterations` steps (same budget for
-    every model and data size, so curves compare like with like)."""
+    """A small model of kind `name` trained now on `ds` with `iterations` coarse-window steps (the same
+    for every model and data size, so curves compare like with like)."""
     third = max(1, iterations // 3)
+    # coarse-window steps as in core.training.plan (macro pretraining + joint = a baseline's steps);
+    # a micro cell first takes 10 one-δt burst steps per coarse step (each about k times cheaper)
     config = train_config("small", seed=seed, cycle=CYCLE.get(str(ds.attrs["system"])),
-                          iterations=iterations, pretrain_iterations=third, macro_iterations=third)
+                          iterations=max(1, iterations - third), macro_iterations=third,
+                          pretrain_iterations=10 * iterations)
     return train(name, ds, config, progress=progress).model
 
 
