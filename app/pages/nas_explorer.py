@@ -357,6 +357,8 @@ class NasExplorer(pn.viewable.Viewer):
                 pn.Row(pn.widgets.Select.from_param(self.param.board, name="board", width=220),
                        self.export_button, self.firmware_download, align="end"),
                 self.firmware_text, **md)),
+            ("SuperNAS: which search space", pn.Column(self.cdf, pn.Row(self.cdf_text, self.cdf_table, **md),
+                                                       **md)),
             dynamic=True, css_classes=["nas-detail-tabs"], **md)
         self.detail_card[:] = [self.detail_tabs]
 
@@ -407,11 +409,9 @@ class NasExplorer(pn.viewable.Viewer):
             "are the same paths stored dense where that does not fit the budgets: beyond the flash line "
             "they need sparsity to fit. Latency is the per-layer cost model fitted to emulator "
             "measurements (`data/nas/latency_model.json`). Click a point for its details.", **md)
-        supernas = pn.Card(self.cdf, pn.Row(self.cdf_text, self.cdf_table, **md),
-                           title="SuperNAS: which search space", collapsed=True, **md)
         return pn.Column(
             pn.Card(self.count, intro, self.scatter, title="Candidates", collapsible=False, **md),
-            self.detail_card, supernas, **md)
+            self.detail_card, **md)
 
 
 class _Rows(dict):
