@@ -70,6 +70,8 @@ def test_finetune_resume_equals_uninterrupted(folder: Path, tmp_path: Path) -> N
             (d / name).write_bytes((folder / name).read_bytes())
     ra = finetune_candidate(a, 1, cfg)
     assert finetune_candidate(b, 1, cfg, stop_after=3) is None
+    early = finetune_candidate(b, 1, cfg, resume=True, stop_after=0, finish=True)  # scored mid-run
+    assert early["steps_done"] == 3 and 0 <= early["int8"] <= 1
     rb = finetune_candidate(b, 1, cfg, resume=True)
     assert ra == rb
     sa, sb = (torch.load(d / "finetuned.pt", weights_only=True)["candidates"][1]["state_dict"]

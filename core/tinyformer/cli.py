@@ -240,11 +240,12 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
     t0 = time.monotonic()
     with tqdm_progress(f"fine-tune candidate {args.id}", unit="step") as progress:
         res = finetune_candidate(folder, args.id, cfg, resume=args.resume, checkpoint=args.checkpoint,
-                                 root=args.root, progress=progress)
+                                 root=args.root, progress=progress,
+                                 stop_after=0 if args.score_now else None, finish=args.score_now)
     record(folder, f"finetune_{args.id}", {"finetune": cfg, "id": args.id},
            res | {"seconds": time.monotonic() - t0})
-    print(f"candidate {args.id}: float {res['float']:.4f}, int8 {res['int8']:.4f} on {res['images']} test "
-          f"images -> {folder / 'finetuned.pt'}")
+    print(f"candidate {args.id} after {res['steps_done']} of {res['steps']} steps: float {res['float']:.4f}, "
+          f"int8 {res['int8']:.4f} on {res['images']} test images -> {folder / 'finetuned.pt'}")
     return 0
 
 
@@ -357,6 +358,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--test-size", type=int, default=2000, help="test images for float and int8 top-1")
     p.add_argument("--checkpoint", default=None, help="supernet checkpoint (default <out>/supernet.pt)")
     p.add_argument("--resume", action="store_true", help="continue <out>/finetune_<id>.pt exactly")
+    p.add_argument("--score-now", action="store_true",
+                   help="with --resume: score the run where its last checkpoint stands (it stays resumable)")
     p.set_defaults(func=_cmd_finetune)
     p = sub.add_parser("engine", help="emulate a candidate as CMSIS-NN / dense / sparse deployments "
                                       "-> <out>/engine/<id>.json (what the explorer shows)")

@@ -66,10 +66,12 @@ def _state_path(folder: Path, cid: int) -> Path:
 
 def finetune_candidate(folder: Path | str, cid: int, cfg: FinetuneConfig, resume: bool = False,
                        checkpoint: Path | str | None = None, root: Path | str | None = None,
-                       progress: Progress = no_progress,
-                       stop_after: int | None = None) -> dict[str, Any] | None:
+                       progress: Progress = no_progress, stop_after: int | None = None,
+                       finish: bool = False) -> dict[str, Any] | None:
     """Fine-tune candidate `cid` of `<folder>/candidates.parquet`; returns its scores, or None when
-    `stop_after` steps ended the call early (the checkpoint is resumable)."""
+    `stop_after` steps ended the call early (the checkpoint is resumable). `finish`: score the model
+    where the run stands now (after `stop_after` more steps, e.g. 0) once its masks are at the target
+    sparsity; the checkpoint stays resumable and the scores say how many steps were done."""
     from core.tinyformer import prune
     from core.tinyformer.candidates import load_candidate
     from core.tinyformer.graph import graph_of
@@ -132,15 +134,20 @@ def finetune_candidate(folder: Path | str, cid: int, cfg: FinetuneConfig, resume
                    "ema": float(ema)}
             with atomic_path(path) as tmp:
                 torch.save(doc, tmp)
-    if step < cfg.steps:
+    if step < cfg.steps and not finish:
         return None
+    if step < cfg.steps and step <= ramp:
+        raise WorkbenchError(f"fine-tuning run {str(path)!r} is at step {step}, before the end of its "
+                             f"pruning ramp (step {ramp}); continue it with --resume before scoring it")
     if ramp >= cfg.steps:  # the schedule never reached its target: the final masks now
         masks = prune.make_masks(model, g, target, blocks)
-    return _finish(folder, cid, row, model, g, masks, cfg, meta, space, root, history)
+    res = _finish(folder, cid, row, model, g, masks, cfg, meta, space, root, history, step)
+    return res
 
 
 def _finish(folder: Path, cid: int, row: dict[str, Any], model: Any, g: Any, masks: dict,
-            cfg: FinetuneConfig, meta: dict, space: Any, root: Any, history: list) -> dict[str, Any]:
+            cfg: FinetuneConfig, meta: dict, space: Any, root: Any, history: list,
+            step: int) -> dict[str, Any]:
     import pandas as pd
 
     from core.tinyformer import prune
@@ -163,7 +170,8 @@ def _finish(folder: Path, cid: int, row: dict[str, Any], model: Any, g: Any, mas
            else {"format": 1, "dataset": meta["dataset"], "candidates": {}})
     doc["candidates"][cid] = {"arch": row["arch"], "sparsity": row["sparsity_target"], "block": blocks,
                               "state_dict": model.state_dict(),
-                              "finetune": {"config": dataclasses.asdict(cfg), "history": history}}
+                              "finetune": {"config": dataclasses.asdict(cfg), "history": history,
+                                           "steps_done": step}}
     with atomic_path(fpath) as tmp:
         torch.save(doc, tmp)
     table = pd.read_parquet(folder / "candidates.parquet")
@@ -183,4 +191,4 @@ def _finish(folder: Path, cid: int, row: dict[str, Any], model: Any, g: Any, mas
 
     write_candidates(table, folder / "candidates.parquet")
     return {"id": cid, "float": info["accuracy_test"], "int8": info["accuracy_int8"], "images": len(yt),
-            "flash_bytes": info["flash_bytes"], "steps": cfg.steps}
+            "flash_bytes": info["flash_bytes"], "steps": cfg.steps, "steps_done": step}
