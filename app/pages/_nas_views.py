@@ -27,7 +27,7 @@ STORAGE_COLORS = {"sparse": "#66a182", "dense": "#8a8a8a", "-": "#d9d9d9"}
 MODE_COLORS = {"dense": "#8a8a8a", "sparse": "#66a182", "cmsis-nn": "#2e4057"}
 BLOCK_SIZE_COLORS = {"-": "#d9d9d9", "b=1": "#edae49", "b=2": "#8d6a9f", "b=3": ALERT, "b=4": ACCENT}
 COST_LABELS = {"flash_kb": "flash (KB)", "sram_kb": "peak SRAM (KB)",
-               "latency_ms": "latency (ms at 216 MHz, fitted per-layer model)"}
+               "latency_ms": "latency (ms at 216 MHz, fitted)"}
 
 
 # ------------------------------------------------------------------------------------- scatter --

@@ -117,8 +117,8 @@ class NasExplorer(pn.viewable.Viewer):
         def points(**_):
             col = COLOR_BY[self.color_by]
             lo, hi = float(self.table[col].min()), float(self.table[col].max())
-            title = (f"{self.dataset}: {'flash' if x == 'flash_kb' else 'SRAM'} ≤ {getattr(self, x)} KB"
-                 if x != "latency_ms" else f"{self.dataset}: accuracy vs fitted latency")
+            title = (f"{'flash' if x == 'flash_kb' else 'SRAM'} ≤ {getattr(self, x)} KB"
+                 if x != "latency_ms" else "accuracy vs fitted latency")
             return nv.candidate_points(self.frame(), x, (lo, hi if hi > lo else lo + 1), self.color_by, title)
 
         pts = hv.DynamicMap(points, streams=streams)

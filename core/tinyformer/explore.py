@@ -232,9 +232,12 @@ def layer_speedups(runs: dict[str, dict[str, Any]]) -> pd.DataFrame:
     long = engine_layers(runs)
     if long.empty or "sparse" not in runs:
         return pd.DataFrame(columns=["order", "layer", "kind", "storage", "vs_dense", "vs_cmsis_nn"])
-    wide = long.pivot_table(index=["order", "layer", "kind"], columns="mode", values="cycles").reset_index()
-    st = long[long["mode"] == "sparse"].set_index("layer")["storage"]
-    wide["storage"] = wide["layer"].map(st)
+    # by layer name: a CMSIS-NN deployment runs attention as three ops where the engine runs one
+    wide = long.pivot_table(index="layer", columns="mode", values="cycles", aggfunc="sum").reset_index()
+    sp = long[long["mode"] == "sparse"].set_index("layer")
+    wide = wide[wide["layer"].isin(sp.index)]
+    wide["order"], wide["kind"] = wide["layer"].map(sp["order"]), wide["layer"].map(sp["kind"])
+    wide["storage"] = wide["layer"].map(sp["storage"])
     wide["vs_dense"] = wide["dense"] / wide["sparse"] if "dense" in wide else math.nan
     wide["vs_cmsis_nn"] = wide["cmsis-nn"] / wide["sparse"] if "cmsis-nn" in wide else math.nan
     keep = wide["kind"].isin(["conv2d", "dwconv2d", "linear", "matmul_qk", "matmul_av", "softmax",
