@@ -108,8 +108,17 @@ def test_shipped_candidates_row_tiled_and_in_place():
         row = load_candidate(path, cid)
         g = graph_of(row["arch"])
         sparse = [n for n, s in (row.get("sparsity") or {}).items() if s > 0]
-        sched = schedule(g, sparse)
-        assert sched.peak_bytes <= sched.arena_bytes < schedule(g, sparse, attention="full").peak_bytes
+        sched, full = schedule(g, sparse), schedule(g, sparse, attention="full")
+        assert sched.fused and not any(op.kind == "matmul_qk" for op in sched.graph.ops)  # every chain fused
+        assert sched.peak_bytes <= sched.arena_bytes <= full.arena_bytes
+        assert sched.peak_bytes <= full.peak_bytes
+        # row tiling lowers the peak where the three-op attention sets it (a score map is live there);
+        # where a conv/pool layer sets it (8x8 tokens: 76,800 B at ds0.pool), both plans share that peak
+        full_peak_op = full.graph.ops[full.plan.peak_step]
+        if any(full_peak_op.name in chain for chain in sched.fused.values()):
+            assert sched.peak_bytes < full.peak_bytes
+        else:
+            assert sched.peak_bytes == full.peak_bytes
         for op in sched.graph.ops:  # the row-tiled output overwrites Q in place
             if op.kind == "attention":
                 assert sched.plan.buffer_of[op.output] == sched.plan.buffer_of[op.inputs[0]]
