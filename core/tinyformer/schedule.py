@@ -17,9 +17,10 @@ Memory-aware execution the schedule applies:
   of head h is written after Q's row i of head h was read) when nothing else reads Q.
   `attention="full"` keeps the three ops (what a CMSIS-NN deployment runs: CMSIS-NN has no fused
   attention).
-- Not applied: in-place depthwise (TinyEngine). With row-tiled attention the peak of every shipped
-  model sits at an attention layer, so aliasing a depthwise output with its input lowered no arena
-  (measured with this planner); it would cost a 2-row output ring in the dense kernel.
+- Not applied: in-place depthwise (TinyEngine). The peaks of the benchmark's models sit at an
+  attention layer or at the first conv/pool layer (today's NAS candidates), never at a depthwise
+  layer, so aliasing a depthwise output with its input lowered no arena (measured with this
+  planner); it would cost a 2-row output ring in the dense kernel.
 """
 
 from __future__ import annotations
