@@ -90,3 +90,19 @@ def _imports(path: Path) -> set[str]:
 ])
 def test_no_import_cycle(module, forbidden):
     assert forbidden not in _imports(ROOT / module)
+
+
+def test_an_op_kind_without_its_float_int8_or_lowering_cannot_be_registered():
+    from core.tinyformer.ops import OpKind
+
+    class Half(OpKind):
+        name = "half"
+
+        def run_float(self, op, args, p):
+            return args[0]
+
+        def lower(self, qop, shapes, out, fmt):
+            return None
+
+    with pytest.raises(TypeError, match="run_int8"):
+        Half()

@@ -23,6 +23,7 @@ Torch is imported inside the float methods only: `graph_of` and the planner stay
 
 from __future__ import annotations
 
+import abc
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -36,8 +37,10 @@ if TYPE_CHECKING:
 Shape = tuple[int, ...]
 
 
-class OpKind:
-    """Defaults shared by all op kinds: no MACs, no flash, no scratch, no parameters."""
+class OpKind(abc.ABC):
+    """Defaults shared by all op kinds: no MACs, no flash, no scratch, no parameters. Every kind must
+    say how it runs in float and in int8 and how it lowers to the engine (abstract: a kind without
+    them cannot be instantiated, so the registry cannot hold one)."""
 
     name: str = ""
     weighted: bool = False
@@ -62,8 +65,9 @@ class OpKind:
         """Float64 parameters of the op read from its torch module (None: the op has none)."""
         return None
 
+    @abc.abstractmethod
     def run_float(self, op: Op, args: list[Any], p: dict[str, Any] | None) -> Any:
-        raise NotImplementedError(self.name)
+        """The op's float64 output from its inputs and parameters."""
 
     def output_q(self, ins: tuple[QTensor, ...], calibrated: Any) -> QTensor:
         """The output's quantization: `calibrated()` gives the observed range's QTensor."""
@@ -81,12 +85,13 @@ class OpKind:
         """QOp fields beyond the defaults (weight, bias, w_scale, multiplier, shift, extra)."""
         return {}
 
+    @abc.abstractmethod
     def run_int8(self, q: QOp, args: list[np.ndarray]) -> np.ndarray:
-        raise NotImplementedError(self.name)
+        """The integer reference: the op's int8 output, bit for bit what the kernels compute."""
 
+    @abc.abstractmethod
     def lower(self, qop: Any, shapes: list[Shape], out: Shape, fmt: Any) -> Any:
         """The engine's `Lowered` kernel call (`core.engine.lowering`)."""
-        raise NotImplementedError(self.name)
 
     def lower_cmsis(self, qop: Any, shapes: list[Shape], out: Shape) -> Any:
         """The CMSIS-NN call, or None where CMSIS-NN has no kernel with these semantics."""
