@@ -255,10 +255,7 @@ class MicroCell(torch.nn.Module):
         """F(u): (B, C, *n) -> (B, C, *n)."""
         nd, c = self.meta.ndim, self.meta.channels
         st = self.stencils(u) if self.names else None
-        feats = u
-        if self.config.features == "grad":
-            grads = st[:, :, :nd].reshape(u.shape[0], c * nd, *u.shape[2:])  # (B, C·ndim, *n)
-            feats = torch.cat([u, grads], dim=1)
+        feats = self.features(u, st)
         shape_f = (1, -1) + (1,) * nd
         feats = (feats - self.feat_shift.view(shape_f)) / self.feat_scale.view(shape_f)
         if self.config.kernel == 1:  # pointwise Π-block: one matmul for all branches, one for the mix
@@ -285,12 +282,14 @@ class MicroCell(torch.nn.Module):
                 out = out + coef[t].view(shape) * st[:, :, self.names.index(term)]
         return out
 
-    def features(self, u: Tensor) -> Tensor:
-        """The Π-block's unscaled input Φ(u): (B, C, *n) -> (B, F, *n)."""
+    def features(self, u: Tensor, st: Tensor | None = None) -> Tensor:
+        """The Π-block's unscaled input Φ(u): (B, C, *n) -> (B, F, *n); `st` = `stencils(u)` when
+        the caller has it already."""
         if self.config.features != "grad":
             return u
         nd, c = self.meta.ndim, self.meta.channels
-        grads = self.stencils(u)[:, :, :nd].reshape(u.shape[0], c * nd, *u.shape[2:])
+        st = self.stencils(u) if st is None else st
+        grads = st[:, :, :nd].reshape(u.shape[0], c * nd, *u.shape[2:])  # (B, C·ndim, *n)
         return torch.cat([u, grads], dim=1)
 
     @torch.no_grad()

@@ -154,12 +154,8 @@ def load_checkpoint(path: Path, expect: DataMeta | None = None,
         except WorkbenchError as exc:
             raise WorkbenchError(f"checkpoint {str(path)!r} does not fit the data: {exc}") from exc
     model = build_model(name, meta, config=config)
-    state = dict(payload["state_dict"])
-    for key, value in model.state_dict().items():  # made before the micro cell's Π-block scaling:
-        if key.endswith(("micro.feat_shift", "micro.feat_scale", "micro.out_scale")) and key not in state:
-            state[key] = value  # identity scaling, exactly what such a checkpoint was trained with
     try:
-        model.load_state_dict(state)
+        model.load_state_dict(payload["state_dict"])
     except RuntimeError as exc:
         raise WorkbenchError(f"checkpoint {str(path)!r} does not match model {name!r} "
                              f"({str(exc).splitlines()[0]}); re-create it with `python -m core train`"

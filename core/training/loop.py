@@ -353,14 +353,10 @@ def _fit_micro_scaling(model: Surrogate, ds: Any, bursts: bool, device: str) -> 
 def _param_groups(model: Surrogate, config: TrainConfig) -> list[dict[str, Any]]:
     """Adam groups: the known-term coefficients (θ, one scalar per term and field, bounded by a
     sigmoid) at `coef_lr` × lr, everything else at lr."""
-    groups = []
-    for micro in (False, True):
-        for coef in (False, True):
-            params = [p for n, p in model.named_parameters()
-                      if n.endswith("theta") == coef and n.startswith("micro.") == micro]
-            if params:
-                groups.append({"params": params, "scale": config.coef_lr if coef else 1.0, "micro": micro})
-    return groups
+    named = list(model.named_parameters())
+    groups = [{"params": [p for n, p in named if not n.endswith("theta")], "scale": 1.0},
+              {"params": [p for n, p in named if n.endswith("theta")], "scale": config.coef_lr}]
+    return [g for g in groups if g["params"]]
 
 
 def _has_split(ds: Any, split: str) -> bool:
