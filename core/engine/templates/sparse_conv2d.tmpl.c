@@ -104,6 +104,66 @@ static void ${NAME}_apply(const int8_t *in, int32_t H, int32_t W, int32_t Cin, i
   }
 }
 
+/* One kept block, output-stationary, no activation clamp, in Thumb-2 assembly: the compiler spilled
+ * the loop's constants (C below is the same computation). Per pixel: LDR the block's 4 inputs, two
+ * SXTB16, two SMLAD (from 2*bias, or from the 2*acc of earlier blocks), se_rq2_store's ADD (ASR #31),
+ * SMMLAR, ASR, SSAT, STRB, and the two pointer steps as UXTAH from one register cc = Cin | Cout << 16.
+ * The loop count rides in rr's upper 24 bits (ASR reads only rr's low byte, the right shift): rr =
+ * right | (2^24 - n) << 8 and ADDS #256 sets the carry after the n-th pass. Two pixels per pass. */
+#define ${NAME}_PX_LOAD                                                                                  \
+  "ldr    %[t0], [%[x]]\n\t"                                                                             \
+  "uxtah  %[x], %[x], %[cc]\n\t"                                                                         \
+  "sxtb16 %[t1], %[t0]\n\t"                                                                              \
+  "sxtb16 %[t0], %[t0], ror #8\n\t"
+#define ${NAME}_PX_STORE                                                                                 \
+  "smlad  %[t1], %[t0], %[wh], %[t1]\n\t"                                                                \
+  "add    %[t0], %[c], %[t1], asr #31\n\t"                                                               \
+  "smmlar %[t1], %[t1], %[m], %[t0]\n\t"                                                                 \
+  "asr    %[t1], %[t1], %[rr]\n\t"                                                                       \
+  "ssat   %[t1], #8, %[t1]\n\t"                                                                          \
+  "strb   %[t1], [%[out]]\n\t"                                                                           \
+  "uxtah  %[out], %[out], %[cc], ror #16\n\t"
+#define ${NAME}_PX_FRESH ${NAME}_PX_LOAD "smlad  %[t1], %[t1], %[wl], %[b]\n\t" ${NAME}_PX_STORE
+#define ${NAME}_PX_ACC                                                                                   \
+  ${NAME}_PX_LOAD "ldr    %[t2], [%[acc]], #4\n\t"                                                       \
+  "smlad  %[t1], %[t1], %[wl], %[t2]\n\t" ${NAME}_PX_STORE
+
+static void ${NAME}_os1_asm(const int8_t *x, uint32_t cc, int8_t *out, int32_t npix, int32_t wl, int32_t wh,
+                            int32_t b, const int32_t *acc, se_rq2_t rq) {
+  const int32_t c = rq.c, m = rq.mult;
+  int32_t t0, t1, t2;
+  uint32_t rr = (uint32_t)rq.right | ((0x1000000u - (uint32_t)(npix >> 1)) << 8);
+  if (acc) {
+    if (npix >> 1)
+      __asm__ volatile("1:\n\t" ${NAME}_PX_ACC ${NAME}_PX_ACC "adds   %[rr], %[rr], #256\n\t"
+                       "bcc    1b\n\t"
+                       : [t0] "=&r"(t0), [t1] "=&r"(t1), [t2] "=&r"(t2), [x] "+r"(x), [out] "+r"(out),
+                         [rr] "+r"(rr), [acc] "+r"(acc)
+                       : [cc] "r"(cc), [wl] "r"(wl), [wh] "r"(wh), [c] "r"(c), [m] "r"(m)
+                       : "cc", "memory");
+    if (npix & 1)
+      __asm__ volatile(${NAME}_PX_ACC
+                       : [t0] "=&r"(t0), [t1] "=&r"(t1), [t2] "=&r"(t2), [x] "+r"(x), [out] "+r"(out),
+                         [acc] "+r"(acc)
+                       : [cc] "r"(cc), [wl] "r"(wl), [wh] "r"(wh), [c] "r"(c), [m] "r"(m), [rr] "r"(rr)
+                       : "memory");
+    return;
+  }
+  if (npix >> 1)
+    __asm__ volatile("1:\n\t" ${NAME}_PX_FRESH ${NAME}_PX_FRESH "adds   %[rr], %[rr], #256\n\t"
+                     "bcc    1b\n\t"
+                     : [t0] "=&r"(t0), [t1] "=&r"(t1), [x] "+r"(x), [out] "+r"(out), [rr] "+r"(rr)
+                     : [cc] "r"(cc), [wl] "r"(wl), [wh] "r"(wh), [b] "r"(b), [c] "r"(c), [m] "r"(m)
+                     : "cc", "memory");
+  if (npix & 1)
+    __asm__ volatile(${NAME}_PX_FRESH
+                     : [t0] "=&r"(t0), [t1] "=&r"(t1), [x] "+r"(x), [out] "+r"(out)
+                     : [cc] "r"(cc), [wl] "r"(wl), [wh] "r"(wh), [b] "r"(b), [c] "r"(c), [m] "r"(m),
+                       [rr] "r"(rr)
+                     : "memory");
+  (void)t2;
+}
+
 /* The output-stationary pass of one output channel (1x1 / FOLD, block 4): the last one or two kept
  * blocks (all of them when the channel keeps <= 2; then acc_in == 0 and the pass starts from the
  * bias) with their weights in registers, doubled so that the SMLAD chain yields 2*acc and the
@@ -112,13 +172,17 @@ static void ${NAME}_apply(const int8_t *in, int32_t H, int32_t W, int32_t Cin, i
 SE_INLINE void ${NAME}_os_body(const int8_t *x, int32_t Cin, int32_t npix, int32_t d, int32_t wal, int32_t wah,
                                int32_t wbl, int32_t wbh, int32_t two, int32_t bias2, se_rq2_t rq, int8_t *out,
                                int32_t Cout, const int32_t *acc_in) {
+  if (!two && !rq.clamp && (uint32_t)Cin < 0x10000u && (uint32_t)Cout < 0x10000u) {
+    ${NAME}_os1_asm(x, (uint32_t)Cin | (uint32_t)Cout << 16, out, npix, wal, wah, bias2, acc_in, rq);
+    return;
+  }
   if (acc_in) {
     if (two) {
       for (int32_t p = 0; p < npix; p++, x += Cin, out += Cout) {
         int32_t lo, hi, lo2, hi2;
         se_unpack_reordered(se_read_u32(x), &lo, &hi);
         se_unpack_reordered(se_read_u32(x + d), &lo2, &hi2);
-        const int32_t a2 = *acc_in++ * 2;
+        const int32_t a2 = *acc_in++;
         *out = se_rq2_store(__smlad(hi2, wbh, __smlad(lo2, wbl, __smlad(hi, wah, __smlad(lo, wal, a2)))), rq);
       }
       return;
@@ -126,7 +190,7 @@ SE_INLINE void ${NAME}_os_body(const int8_t *x, int32_t Cin, int32_t npix, int32
     for (int32_t p = 0; p < npix; p++, x += Cin, out += Cout) {
       int32_t lo, hi;
       se_unpack_reordered(se_read_u32(x), &lo, &hi);
-      *out = se_rq2_store(__smlad(hi, wah, __smlad(lo, wal, *acc_in++ * 2)), rq);
+      *out = se_rq2_store(__smlad(hi, wah, __smlad(lo, wal, *acc_in++)), rq);
     }
     return;
   }
@@ -237,6 +301,8 @@ void ${NAME}(const int8_t *in, int32_t H, int32_t W, int32_t Cin, const uint8_t 
     /* weight-stationary: the int32 accumulators of all pixels, every kept weight applied to them */
     /* 1x1 (FOLD): the first applied entry writes bias + its products; otherwise start from the bias */
     int32_t fresh = FOLD;
+    /* with an output-stationary tail the accumulators hold 2*acc (weights and bias doubled) */
+    const int32_t bias_ws = tail ? 2 * bias[co] : bias[co];
     if (!FOLD)
       for (int32_t p = 0; p < npix; p++) acc[p] = bias[co];
     int32_t blk = -1, pending = -1; /* pending: a single non-zero waiting for its pair partner */
@@ -252,6 +318,10 @@ void ${NAME}(const int8_t *in, int32_t H, int32_t W, int32_t Cin, const uint8_t 
         if (tail && left-- <= 0) break;
         int32_t wl, wh;
         se_unpack_reordered(w4, &wl, &wh);
+        if (tail) {
+          wl = (int32_t)__sadd16((uint32_t)wl, (uint32_t)wl);
+          wh = (int32_t)__sadd16((uint32_t)wh, (uint32_t)wh);
+        }
         if (FOLD && held < 0) {
           held = blk * 4;
           held_l = wl;
@@ -259,7 +329,7 @@ void ${NAME}(const int8_t *in, int32_t H, int32_t W, int32_t Cin, const uint8_t 
           continue;
         }
         if (FOLD) {
-          ${NAME}_quad2(in, Cin, held, blk * 4, held_l, held_h, wl, wh, acc, npix, fresh, bias[co]);
+          ${NAME}_quad2(in, Cin, held, blk * 4, held_l, held_h, wl, wh, acc, npix, fresh, bias_ws);
           held = -1;
         } else {
           ${NAME}_apply(in, H, W, Cin, Ho, Wo, blk * 4, blk * 4 + 1, (uint32_t)wl, (uint32_t)wh, 1, off2, acc, fresh,
@@ -292,7 +362,7 @@ void ${NAME}(const int8_t *in, int32_t H, int32_t W, int32_t Cin, const uint8_t 
     }
     if (held >= 0) {
       ${NAME}_apply(in, H, W, Cin, Ho, Wo, held, held + 1, (uint32_t)held_l, (uint32_t)held_h, 1, off2, acc, fresh,
-                    bias[co]);
+                    bias_ws);
       fresh = 0;
     }
     if (pending >= 0) {
