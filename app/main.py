@@ -9,12 +9,16 @@ traceback goes to the server log), so one broken page never takes the whole work
 from __future__ import annotations
 
 import logging
+import time
 
 import panel as pn
 from pages import busy, load_pages, warm_up
 from pages._scripts import ON_DEMAND, session_scripts, when_loaded
 
 log = logging.getLogger("workbench.app")
+#: one INFO line per page built (what it cost the server), shown at `panel serve`'s default log level
+build_log = logging.getLogger("workbench.app.build")
+build_log.setLevel(logging.INFO)
 
 busy()  # a session starts: background imports wait
 modules = load_pages()
@@ -111,16 +115,24 @@ def _after(extensions: list[str], fn) -> None:
 
 def _switch_sidebar(event) -> None:
     """A tab opened: its page is built (the first time, once the browser has the libraries the page
-    loads on demand: vtk.js, Tabulator) and its controls fill the sidebar."""
+    loads on demand: vtk.js, Tabulator) and its controls fill the sidebar. A first build is logged
+    with its server time (`python -m core bench app` reads the line)."""
     i = event.new
-    if i not in pages:
+    opened = time.perf_counter()
+    new = i not in pages
+    if new:
         sidebar[:] = [pn.indicators.LoadingSpinner(value=True, size=30, label="loading…")]
 
     def show() -> None:
+        start = time.perf_counter()
         if tabs.active == i:
             sidebar[:] = [page(i).sidebar()]
         else:
             page(i)
+        if new:
+            end = time.perf_counter()
+            build_log.info("page built: %r in %.3f s of server time, %.3f s after its tab was opened",
+                     modules[i].TITLE, end - start, end - opened)
 
     _after([e for e in modules[i].EXTENSIONS if e in ON_DEMAND], show)
 

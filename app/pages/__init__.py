@@ -33,7 +33,7 @@ PAGE_INFO: dict[str, tuple[str, tuple[str, ...]]] = {
     "pages.data_explorer": ("Data explorer", ("vtk", "katex")),
     "pages.rollout": ("Rollout", ("vtk", "katex")),
     "pages.error_accumulation": ("Error accumulation", ()),
-    "pages.nas_explorer": ("NAS explorer", ("tabulator",)),
+    "pages.nas_explorer": ("NAS explorer", ()),
     "pages.class_mode": ("Class mode", ()),
 }
 

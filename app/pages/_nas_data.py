@@ -37,6 +37,7 @@ from core.tinyformer.explore import (  # noqa: F401 -- re-exported for the page,
     layer_speedups,
     layer_table,
     pareto_front,
+    read_candidates,
     run_engine,
 )
 
@@ -54,13 +55,7 @@ def nas_folder() -> Path:
 
 def load_candidates(nas_dir: Path | None = None) -> pd.DataFrame:
     """The candidates table (sorted by id) with `arch`, `sparsity`, `block`, `storage` still JSON text."""
-    from core.tinyformer.candidates import read_table
-
-    path = Path(nas_dir or nas_folder()) / "candidates.parquet"
-    table = read_table(path)
-    if table.empty:
-        raise WorkbenchError(f"the candidates table {str(path)!r} has no rows")
-    return table
+    return read_candidates(Path(nas_dir or nas_folder()) / "candidates.parquet")
 
 
 def load_supernas(nas_dir: Path | None = None) -> dict[str, Any] | None:

@@ -29,7 +29,7 @@ from pages import _nas_views as nv
 from pages._widgets import TaskRunner, info_table, on_session_end
 
 TITLE = "NAS explorer"
-EXTENSIONS: tuple[str, ...] = ("tabulator",)
+EXTENSIONS: tuple[str, ...] = ()
 
 COLOR_BY = {"MACs (M)": "mmacs", "latency (ms, fitted)": "latency_ms"}
 AXES = ("flash_kb", "sram_kb", "latency_ms")
@@ -302,7 +302,7 @@ class NasExplorer(pn.viewable.Viewer):
             return
         self.cdf.object = nv.cdf_overlay(self.supernas)
         self.cdf_text.object = nv.supernas_sentence(self.supernas)
-        self.cdf_table.value = nv.supernas_table(self.supernas)
+        self.cdf_table.object = nv.supernas_table(self.supernas)
 
     # ---------------------------------------------------------------------------------- layout --
     def _build_panes(self) -> None:
@@ -310,8 +310,7 @@ class NasExplorer(pn.viewable.Viewer):
         self.count = pn.pane.Markdown("", css_classes=["nas-fit-count"], styles={"font-size": "1.1em"}, **md)
         self.cdf = pn.pane.HoloViews(None, height=430, linked_axes=False, **md)
         self.cdf_text = pn.pane.Markdown("", **md)
-        self.cdf_table = pn.widgets.Tabulator(pd.DataFrame(), show_index=False, disabled=True, height=230,
-                                              theme="simple", **md)
+        self.cdf_table = pn.pane.DataFrame(pd.DataFrame(), index=False, **md)
         self.diagram = pn.pane.HoloViews(None, height=260, linked_axes=False, **md)
         # one pane per plot: an hv.Layout of responsive plots collapses in a lazily filled tab
         self.bars = [pn.pane.HoloViews(None, height=h, **md) for h in (175, 175, 175, 300)]
@@ -321,10 +320,8 @@ class NasExplorer(pn.viewable.Viewer):
         self.engine_plots = [pn.pane.HoloViews(None, height=320, **md) for _ in range(2)]
         # visibility on a wrapper: toggling it on a HoloViews pane whose plot was replaced fails in Panel 1.9
         self.engine_box = pn.Row(*self.engine_plots, visible=False, **md)
-        curve = nd.kernel_curve()
-        even = nd.break_even(curve) if not curve.empty else {}
-        self.kernel_plot = pn.pane.HoloViews(nv.kernel_curve_plot(curve, even), height=330, **md)
-        self.kernel_text = pn.pane.Markdown(_break_even_text(even), **md)
+        self.kernel_plot = pn.pane.HoloViews(None, height=330, **md)  # drawn when its tab opens
+        self.kernel_text = pn.pane.Markdown("", **md)
         self.run_button = pn.widgets.Button(label="Run on emulated Cortex-M7", color="primary",
                                             disabled=self.runner.param.busy)
         self.run_button.on_click(self.run_engine)
@@ -341,9 +338,9 @@ class NasExplorer(pn.viewable.Viewer):
         # two panes (Panel links their shared `accuracy` axis); see `bars` for why not an hv.Layout
         self.scatter = pn.Row(*(pn.pane.HoloViews(self._scatter(x), height=400, **md)
                                 for x in AXES), css_classes=["nas-scatter"], **md)
-        self._show_supernas()
         # the detail's sections are tabs rendered when first opened: the NAS tab builds with the three
-        # scatters and the candidate's structure only (each HoloViews plot costs ~0.3 s of server time)
+        # scatters and the candidate's structure only (each HoloViews plot costs ~0.3 s of server time);
+        # the kernel curve and SuperNAS's CDF are made when their tab is first opened
         self.detail_tabs = pn.Tabs(
             ("Structure", pn.Column(
                 self.diagram,
@@ -361,6 +358,20 @@ class NasExplorer(pn.viewable.Viewer):
                                                        **md)),
             dynamic=True, css_classes=["nas-detail-tabs"], **md)
         self.detail_card[:] = [self.detail_tabs]
+        self.detail_tabs.param.watch(self._on_detail_tab, "active")
+
+    def _on_detail_tab(self, event) -> None:
+        """Fill a detail tab's views the first time it is opened."""
+        if event.new == 2 and self.kernel_plot.object is None:
+            self._show_kernel_curve()
+        elif event.new == 3 and self.cdf.object is None:
+            self._show_supernas()
+
+    def _show_kernel_curve(self) -> None:
+        curve = nd.kernel_curve()
+        even = nd.break_even(curve) if not curve.empty else {}
+        self.kernel_text.object = _break_even_text(even)
+        self.kernel_plot.object = nv.kernel_curve_plot(curve, even)
 
     def _budget_slider(self, name: str, label: str) -> pn.widgets.IntSlider:
         """A slider that sets budget `name` when released (dragging would redraw at every pixel)."""

@@ -453,6 +453,7 @@ def _run(args: argparse.Namespace) -> int:
             for fut in concurrent.futures.as_completed(futures):
                 trained[futures[fut]] = fut.result()
     train_seconds = time.perf_counter() - t0
+    run_seconds = sum(float(v["train_s"]) for v in trained.values())
     import torch
 
     torch.set_num_threads(1)  # timing protocol: one thread for the model, the solver is numpy
@@ -488,8 +489,9 @@ def _run(args: argparse.Namespace) -> int:
               "(core.metrics.SCORED_STEPS); nRMSE = RMSE / field std (1 = predicting the mean); mean ± std "
               "over seeds of the mean over test trajectories; a diverged rollout scores inf. "
               "'@10 vs persistence' = nRMSE over the first 10 steps / persistence's. Speedup = solver time "
-              f"/ model rollout time over the horizon (batch 1, one thread). Training: {train_seconds:.0f} s "
-              f"wall for the runs trained in this invocation, {args.jobs} jobs.\n\n")
+              f"/ model rollout time over the horizon (batch 1, one thread). Training: {run_seconds:.0f} s "
+              f"summed over the {len(runs)} runs ('train s' per run; {args.jobs} jobs at a time), "
+              f"{train_seconds:.0f} s wall in this invocation.\n\n")
     write_result(name, header + md + "\n\n## PIMRL / best baseline (nRMSE)\n\n" + ratio_md + "\n",
                  to_jsonable({"results": results, "train_wall_s": train_seconds}),
                  {"preset": args.preset, "budget": args.budget, "train": BUDGETS[args.budget],

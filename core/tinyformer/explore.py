@@ -3,6 +3,8 @@ per-layer table with fitted latency, its engine runs (CMSIS-NN / dense / sparse)
 speedups, the kernel-level speedup-vs-sparsity curve with its break-even point, and where the
 whole-model time goes.
 
+- `read_candidates(path)`: the SparseNAS candidates table, read once per process and file version
+  (without importing torch, which `core.tinyformer.candidates` needs for the search);
 - `fitting(table, flash_kb, sram_kb)`, `pareto_front(cost, acc)`;
 - `layer_table(row, model)`: per op MACs, flash, live SRAM, sparsity, block, storage and the fitted
   latency model's cycles (`core.tinyformer.latency`);
@@ -27,15 +29,50 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from core.errors import WorkbenchError
+from core.errors import WorkbenchError, brief
 from core.io import Progress, cache_dir, data_dir, ensure_writable_dir, no_progress, write_json_atomic
-from core.tinyformer.pareto import pareto_front as _front
 
 CLOCK_HZ = 216_000_000
 #: engine deployments compared per candidate
 MODES = ("cmsis-nn", "dense", "sparse")
 MODE_LABELS = {"cmsis-nn": "CMSIS-NN deployment", "dense": "engine, all dense",
                "sparse": "engine, as searched (sparse)"}
+
+
+#: the columns the explorer reads from a candidates table (`core.tinyformer.candidates`)
+EXPLORER_COLUMNS = ("id", "arch", "dataset", "accuracy", "accuracy_test", "accuracy_int8", "finetuned",
+                    "macs", "mmacs", "params", "flash_bytes", "sram_bytes", "flash_kb", "sram_kb",
+                    "n_sparse_layers", "sparsity", "block", "storage", "generation", "latency_ms",
+                    "latency_cycles_optimistic", "latency_cycles_conservative", "dense_flash_bytes",
+                    "dense_flash_kb", "dense_sram_kb", "dense_latency_ms", "fits_dense")
+_TABLES: dict[tuple[str, int, int], pd.DataFrame] = {}
+
+
+def read_candidates(path: Path | str) -> pd.DataFrame:
+    """The candidates table at `path` sorted by id (a copy of the one read once per process and file
+    version: every explorer session shows the same table). WorkbenchError when it is missing, not a
+    parquet file, lacks a column the explorer draws, or has no rows."""
+    path = Path(path)
+    if not path.is_file():
+        raise WorkbenchError(f"candidates table {str(path)!r} does not exist; "
+                             "run `python -m core nas sparsenas`")
+    st = path.stat()
+    key = (str(path.resolve()), st.st_mtime_ns, st.st_size)
+    if key not in _TABLES:
+        try:
+            df = pd.read_parquet(path)
+        except Exception as exc:  # noqa: BLE001 -- pyarrow raises many types for a truncated/foreign file
+            raise WorkbenchError(f"{str(path)!r} is not a readable candidates table ({brief(exc)}); "
+                                 "re-create it with `python -m core nas sparsenas`") from exc
+        missing = [c for c in EXPLORER_COLUMNS if c not in df.columns]
+        if missing:
+            raise WorkbenchError(f"{str(path)!r} is not a candidates table the explorer can show (no column "
+                                 f"{', '.join(missing)}); re-create it with `python -m core nas sparsenas`")
+        if df.empty:
+            raise WorkbenchError(f"the candidates table {str(path)!r} has no rows")
+        _TABLES.clear()  # one table version kept: a re-run replaces it
+        _TABLES[key] = df.sort_values("id").reset_index(drop=True)
+    return _TABLES[key].copy()
 
 
 def fitting(table: pd.DataFrame, flash_kb: float, sram_kb: float, dense: bool = False) -> np.ndarray:
@@ -48,15 +85,19 @@ def fitting(table: pd.DataFrame, flash_kb: float, sram_kb: float, dense: bool = 
 
 def pareto_front(cost: np.ndarray, acc: np.ndarray) -> np.ndarray:
     """Indices of the Pareto-optimal points (lower cost, higher accuracy), by increasing cost (ties
-    in both: the first)."""
+    in both: the first; points with a NaN are left out).
+
+    Two objectives: sorted by cost (then accuracy, highest first), a point is on the front when it
+    is more accurate than every cheaper one, O(n log n) (`core.tinyformer.pareto.pareto_front`, the
+    general O(n²) sort of any number of objectives, gives the same set; tested)."""
     cost, acc = np.asarray(cost, float), np.asarray(acc, float)
-    idx = _front(list(zip(cost, -acc)))
-    seen: set[tuple[float, float]] = set()
-    out = []
-    for i in sorted(idx, key=lambda i: (cost[i], -acc[i])):
-        if (cost[i], acc[i]) not in seen:
-            seen.add((cost[i], acc[i]))
+    ok = np.flatnonzero(~(np.isnan(cost) | np.isnan(acc)))
+    order = ok[np.lexsort((ok, -acc[ok], cost[ok]))]  # by cost, then accuracy ↓, then index
+    out, best = [], -math.inf
+    for i in order:
+        if acc[i] > best:
             out.append(i)
+            best = acc[i]
     return np.asarray(out, dtype=np.int64)
 
 

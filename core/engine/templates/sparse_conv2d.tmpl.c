@@ -32,9 +32,103 @@ SE_INLINE void ${NAME}_pairs(const int8_t *x, int32_t xs, int32_t oa, int32_t ob
   }
 }
 
+/* Weight-stationary passes of the 1x1 kernel (FOLD) in Thumb-2 assembly, two pixels per loop pass:
+ * acc[i] = (fresh ? bias : acc[i]) + the kept block(s) . x[i*Cin + ...]. One block: LDR, two SXTB16,
+ * two SMLAD, STR; two blocks (the second at byte offset d): twice that with one accumulator load and
+ * store. The C loops above are the same computation; the compiler spilled their offsets. */
+#define ${NAME}_WS_LOAD(OFS)                                                                             \
+  "ldr    %[t0], [%[x]" OFS "]\n\t"                                                                      \
+  "sxtb16 %[t1], %[t0]\n\t"                                                                              \
+  "sxtb16 %[t0], %[t0], ror #8\n\t"
+#define ${NAME}_WS1_FRESH                                                                                \
+  ${NAME}_WS_LOAD("") "add    %[x], %[x], %[cin]\n\t"                                                    \
+  "smlad  %[t1], %[t1], %[wl], %[b]\n\t"                                                                 \
+  "smlad  %[t1], %[t0], %[wh], %[t1]\n\t"                                                                \
+  "str    %[t1], [%[a]], #4\n\t"
+#define ${NAME}_WS1_ACC                                                                                  \
+  ${NAME}_WS_LOAD("") "add    %[x], %[x], %[cin]\n\t"                                                    \
+  "ldr    %[t2], [%[a]]\n\t"                                                                             \
+  "smlad  %[t1], %[t1], %[wl], %[t2]\n\t"                                                                \
+  "smlad  %[t1], %[t0], %[wh], %[t1]\n\t"                                                                \
+  "str    %[t1], [%[a]], #4\n\t"
+#define ${NAME}_WS2_TAIL                                                                                 \
+  "smlad  %[t2], %[t0], %[wah], %[t2]\n\t" ${NAME}_WS_LOAD(", %[d]")                                     \
+  "add    %[x], %[x], %[cin]\n\t"                                                                        \
+  "smlad  %[t2], %[t1], %[wbl], %[t2]\n\t"                                                               \
+  "smlad  %[t2], %[t0], %[wbh], %[t2]\n\t"                                                               \
+  "str    %[t2], [%[a]], #4\n\t"
+#define ${NAME}_WS2_FRESH ${NAME}_WS_LOAD("") "smlad  %[t2], %[t1], %[wal], %[b]\n\t" ${NAME}_WS2_TAIL
+#define ${NAME}_WS2_ACC                                                                                  \
+  ${NAME}_WS_LOAD("") "ldr    %[t2], [%[a]]\n\t"                                                         \
+  "smlad  %[t2], %[t1], %[wal], %[t2]\n\t" ${NAME}_WS2_TAIL
+#define ${NAME}_LOOP2(BODY) "1:\n\t" BODY BODY "subs   %[n], %[n], #1\n\t" "bne    1b\n\t"
+
+static void ${NAME}_ws1_asm(const int8_t *x, int32_t cin, int32_t wl, int32_t wh, int32_t *a, int32_t npix,
+                            int32_t fresh, int32_t b) {
+  int32_t t0, t1, t2, n = npix >> 1;
+  if (fresh) {
+    if (n)
+      __asm__ volatile(${NAME}_LOOP2(${NAME}_WS1_FRESH)
+                       : [t0] "=&r"(t0), [t1] "=&r"(t1), [x] "+r"(x), [a] "+r"(a), [n] "+r"(n)
+                       : [cin] "r"(cin), [wl] "r"(wl), [wh] "r"(wh), [b] "r"(b)
+                       : "cc", "memory");
+    if (npix & 1)
+      __asm__ volatile(${NAME}_WS1_FRESH
+                       : [t0] "=&r"(t0), [t1] "=&r"(t1), [x] "+r"(x), [a] "+r"(a)
+                       : [cin] "r"(cin), [wl] "r"(wl), [wh] "r"(wh), [b] "r"(b)
+                       : "memory");
+    (void)t2;
+    return;
+  }
+  if (n)
+    __asm__ volatile(${NAME}_LOOP2(${NAME}_WS1_ACC)
+                     : [t0] "=&r"(t0), [t1] "=&r"(t1), [t2] "=&r"(t2), [x] "+r"(x), [a] "+r"(a), [n] "+r"(n)
+                     : [cin] "r"(cin), [wl] "r"(wl), [wh] "r"(wh)
+                     : "cc", "memory");
+  if (npix & 1)
+    __asm__ volatile(${NAME}_WS1_ACC
+                     : [t0] "=&r"(t0), [t1] "=&r"(t1), [t2] "=&r"(t2), [x] "+r"(x), [a] "+r"(a)
+                     : [cin] "r"(cin), [wl] "r"(wl), [wh] "r"(wh)
+                     : "memory");
+}
+
+static void ${NAME}_ws2_asm(const int8_t *x, int32_t cin, int32_t d, int32_t wal, int32_t wah, int32_t wbl,
+                            int32_t wbh, int32_t *a, int32_t npix, int32_t fresh, int32_t b) {
+  int32_t t0, t1, t2, n = npix >> 1;
+  if (fresh) {
+    if (n)
+      __asm__ volatile(${NAME}_LOOP2(${NAME}_WS2_FRESH)
+                       : [t0] "=&r"(t0), [t1] "=&r"(t1), [t2] "=&r"(t2), [x] "+r"(x), [a] "+r"(a), [n] "+r"(n)
+                       : [cin] "r"(cin), [d] "r"(d), [wal] "r"(wal), [wah] "r"(wah), [wbl] "r"(wbl),
+                         [wbh] "r"(wbh), [b] "r"(b)
+                       : "cc", "memory");
+    if (npix & 1)
+      __asm__ volatile(${NAME}_WS2_FRESH
+                       : [t0] "=&r"(t0), [t1] "=&r"(t1), [t2] "=&r"(t2), [x] "+r"(x), [a] "+r"(a)
+                       : [cin] "r"(cin), [d] "r"(d), [wal] "r"(wal), [wah] "r"(wah), [wbl] "r"(wbl),
+                         [wbh] "r"(wbh), [b] "r"(b)
+                       : "memory");
+    return;
+  }
+  if (n)
+    __asm__ volatile(${NAME}_LOOP2(${NAME}_WS2_ACC)
+                     : [t0] "=&r"(t0), [t1] "=&r"(t1), [t2] "=&r"(t2), [x] "+r"(x), [a] "+r"(a), [n] "+r"(n)
+                     : [cin] "r"(cin), [d] "r"(d), [wal] "r"(wal), [wah] "r"(wah), [wbl] "r"(wbl), [wbh] "r"(wbh)
+                     : "cc", "memory");
+  if (npix & 1)
+    __asm__ volatile(${NAME}_WS2_ACC
+                     : [t0] "=&r"(t0), [t1] "=&r"(t1), [t2] "=&r"(t2), [x] "+r"(x), [a] "+r"(a)
+                     : [cin] "r"(cin), [d] "r"(d), [wal] "r"(wal), [wah] "r"(wah), [wbl] "r"(wbl), [wbh] "r"(wbh)
+                     : "memory");
+}
+
 /* acc[i] += x[i*xs .. +3] . w for a block of 4 consecutive input channels */
 SE_INLINE void ${NAME}_quad(const int8_t *x, int32_t xs, int32_t wl, int32_t wh, uint32_t off2, int32_t *acc,
                             int32_t n, int32_t fresh, int32_t bias) {
+  if (FOLD) {
+    ${NAME}_ws1_asm(x, xs, wl, wh, acc, n, fresh, bias);
+    return;
+  }
   if (fresh) {
     for (int32_t i = 0; i < n; i++, x += xs) {
       int32_t lo, hi;
@@ -60,6 +154,10 @@ SE_INLINE void ${NAME}_quad2(const int8_t *in, int32_t Cin, int32_t ca, int32_t 
                              int32_t wbl, int32_t wbh, int32_t *acc, int32_t n, int32_t fresh, int32_t bias) {
   const int8_t *x = in + ca;
   const int32_t d = cb - ca;
+  if (FOLD) {
+    ${NAME}_ws2_asm(x, Cin, d, wal, wah, wbl, wbh, acc, n, fresh, bias);
+    return;
+  }
   if (fresh) {
     for (int32_t i = 0; i < n; i++, x += Cin) {
       int32_t lo, hi, lo2, hi2;
@@ -164,6 +262,54 @@ static void ${NAME}_os1_asm(const int8_t *x, uint32_t cc, int8_t *out, int32_t n
   (void)t2;
 }
 
+/* Two kept blocks, output-stationary, no clamp: 13 registers hold x, out, cc, the shift/count, d, the
+ * four weights, c and m plus two temporaries, so 2*bias is pushed to the stack once and loaded per
+ * pixel, and each input word is loaded twice (once per SXTB16) instead of a third temporary. */
+#define ${NAME}_PX2                                                                                      \
+  "ldr    %[t1], [sp]\n\t"                                                                               \
+  "ldr    %[t0], [%[x]]\n\t"                                                                             \
+  "sxtb16 %[t0], %[t0]\n\t"                                                                              \
+  "smlad  %[t1], %[t0], %[wal], %[t1]\n\t"                                                               \
+  "ldr    %[t0], [%[x]]\n\t"                                                                             \
+  "sxtb16 %[t0], %[t0], ror #8\n\t"                                                                      \
+  "smlad  %[t1], %[t0], %[wah], %[t1]\n\t"                                                               \
+  "ldr    %[t0], [%[x], %[d]]\n\t"                                                                       \
+  "sxtb16 %[t0], %[t0]\n\t"                                                                              \
+  "smlad  %[t1], %[t0], %[wbl], %[t1]\n\t"                                                               \
+  "ldr    %[t0], [%[x], %[d]]\n\t"                                                                       \
+  "uxtah  %[x], %[x], %[cc]\n\t"                                                                         \
+  "sxtb16 %[t0], %[t0], ror #8\n\t"                                                                      \
+  "smlad  %[t1], %[t0], %[wbh], %[t1]\n\t"                                                               \
+  "add    %[t0], %[c], %[t1], asr #31\n\t"                                                               \
+  "smmlar %[t1], %[t1], %[m], %[t0]\n\t"                                                                 \
+  "asr    %[t1], %[t1], %[rr]\n\t"                                                                       \
+  "ssat   %[t1], #8, %[t1]\n\t"                                                                          \
+  "strb   %[t1], [%[out]]\n\t"                                                                           \
+  "uxtah  %[out], %[out], %[cc], ror #16\n\t"
+
+static void ${NAME}_os2_asm(const int8_t *x, uint32_t cc, int8_t *out, int32_t npix, int32_t d, int32_t wal,
+                            int32_t wah, int32_t wbl, int32_t wbh, int32_t b, se_rq2_t rq) {
+  const int32_t c = rq.c, m = rq.mult;
+  int32_t t0, t1 = b;
+  uint32_t rr = (uint32_t)rq.right | ((0x1000000u - (uint32_t)(npix >> 1)) << 8);
+  if (npix >> 1)
+    __asm__ volatile("str    %[t1], [sp, #-8]!\n\t"
+                     "1:\n\t" ${NAME}_PX2 ${NAME}_PX2 "adds   %[rr], %[rr], #256\n\t"
+                     "bcc    1b\n\t"
+                     "add    sp, sp, #8\n\t"
+                     : [t0] "=&r"(t0), [t1] "+r"(t1), [x] "+r"(x), [out] "+r"(out), [rr] "+r"(rr)
+                     : [cc] "r"(cc), [d] "r"(d), [wal] "r"(wal), [wah] "r"(wah), [wbl] "r"(wbl),
+                       [wbh] "r"(wbh), [c] "r"(c), [m] "r"(m)
+                     : "cc", "memory");
+  t1 = b;
+  if (npix & 1)
+    __asm__ volatile("str    %[t1], [sp, #-8]!\n\t" ${NAME}_PX2 "add    sp, sp, #8\n\t"
+                     : [t0] "=&r"(t0), [t1] "+r"(t1), [x] "+r"(x), [out] "+r"(out)
+                     : [cc] "r"(cc), [d] "r"(d), [wal] "r"(wal), [wah] "r"(wah), [wbl] "r"(wbl),
+                       [wbh] "r"(wbh), [c] "r"(c), [m] "r"(m), [rr] "r"(rr)
+                     : "memory");
+}
+
 /* The output-stationary pass of one output channel (1x1 / FOLD, block 4): the last one or two kept
  * blocks (all of them when the channel keeps <= 2; then acc_in == 0 and the pass starts from the
  * bias) with their weights in registers, doubled so that the SMLAD chain yields 2*acc and the
@@ -172,6 +318,10 @@ static void ${NAME}_os1_asm(const int8_t *x, uint32_t cc, int8_t *out, int32_t n
 SE_INLINE void ${NAME}_os_body(const int8_t *x, int32_t Cin, int32_t npix, int32_t d, int32_t wal, int32_t wah,
                                int32_t wbl, int32_t wbh, int32_t two, int32_t bias2, se_rq2_t rq, int8_t *out,
                                int32_t Cout, const int32_t *acc_in) {
+  if (two && !acc_in && !rq.clamp && (uint32_t)Cin < 0x10000u && (uint32_t)Cout < 0x10000u) {
+    ${NAME}_os2_asm(x, (uint32_t)Cin | (uint32_t)Cout << 16, out, npix, d, wal, wah, wbl, wbh, bias2, rq);
+    return;
+  }
   if (!two && !rq.clamp && (uint32_t)Cin < 0x10000u && (uint32_t)Cout < 0x10000u) {
     ${NAME}_os1_asm(x, (uint32_t)Cin | (uint32_t)Cout << 16, out, npix, wal, wah, bias2, acc_in, rq);
     return;
