@@ -262,52 +262,78 @@ static void ${NAME}_os1_asm(const int8_t *x, uint32_t cc, int8_t *out, int32_t n
   (void)t2;
 }
 
-/* Two kept blocks, output-stationary, no clamp: 13 registers hold x, out, cc, the shift/count, d, the
- * four weights, c and m plus two temporaries, so 2*bias is pushed to the stack once and loaded per
- * pixel, and each input word is loaded twice (once per SXTB16) instead of a third temporary. */
-#define ${NAME}_PX2                                                                                      \
-  "ldr    %[t1], [sp]\n\t"                                                                               \
-  "ldr    %[t0], [%[x]]\n\t"                                                                             \
-  "sxtb16 %[t0], %[t0]\n\t"                                                                              \
-  "smlad  %[t1], %[t0], %[wal], %[t1]\n\t"                                                               \
-  "ldr    %[t0], [%[x]]\n\t"                                                                             \
-  "sxtb16 %[t0], %[t0], ror #8\n\t"                                                                      \
-  "smlad  %[t1], %[t0], %[wah], %[t1]\n\t"                                                               \
-  "ldr    %[t0], [%[x], %[d]]\n\t"                                                                       \
-  "sxtb16 %[t0], %[t0]\n\t"                                                                              \
-  "smlad  %[t1], %[t0], %[wbl], %[t1]\n\t"                                                               \
-  "ldr    %[t0], [%[x], %[d]]\n\t"                                                                       \
-  "uxtah  %[x], %[x], %[cc]\n\t"                                                                         \
-  "sxtb16 %[t0], %[t0], ror #8\n\t"                                                                      \
-  "smlad  %[t1], %[t0], %[wbh], %[t1]\n\t"                                                               \
-  "add    %[t0], %[c], %[t1], asr #31\n\t"                                                               \
-  "smmlar %[t1], %[t1], %[m], %[t0]\n\t"                                                                 \
-  "asr    %[t1], %[t1], %[rr]\n\t"                                                                       \
-  "ssat   %[t1], #8, %[t1]\n\t"                                                                          \
-  "strb   %[t1], [%[out]]\n\t"                                                                           \
-  "uxtah  %[out], %[out], %[cc], ror #16\n\t"
+/* Two kept blocks, output-stationary, no clamp: a naked assembly function (its own prologue), so that
+ * all 14 registers r0-r12, lr (r7, the frame pointer, saved and restored) hold the loop: r0 x, r1 out,
+ * r2 cc, r3 rr (as in the one-block pass), r4 d, r5-r8 the four weights, r9 c, r10 m, r11 2*bias or
+ * the 2*acc pointer; r12 and lr are the temporaries, so the second block's input word (and, from
+ * accumulators, the first's) is loaded twice, once per SXTB16. The fields are loaded with one LDM in
+ * this order; `odd` runs one more pixel after the loop of pixel pairs. */
+typedef struct {
+  const int8_t *x;
+  int8_t *out;
+  uint32_t cc, rr;
+  int32_t d, wal, wah, wbl, wbh, c, m;
+  intptr_t b; /* 2*bias (fresh) or the int32 2*acc pointer */
+  int32_t odd;
+} ${NAME}_os2_t;
 
+#define ${NAME}_OS2_RQ                                                                                   \
+  "smlad  lr, r12, r8, lr\n\t"                                                                           \
+  "add    r12, r9, lr, asr #31\n\t"                                                                      \
+  "smmlar lr, lr, r10, r12\n\t"                                                                          \
+  "asr    lr, lr, r3\n\t"                                                                                \
+  "ssat   lr, #8, lr\n\t"                                                                                \
+  "strb   lr, [r1]\n\t"                                                                                  \
+  "uxtah  r1, r1, r2, ror #16\n\t"
+/* block b, then requantize: the word at x + d is read twice before x steps on */
+#define ${NAME}_OS2_TAIL                                                                                 \
+  "ldr    r12, [r0, r4]\n\t"                                                                             \
+  "sxtb16 r12, r12\n\t"                                                                                  \
+  "smlad  lr, r12, r7, lr\n\t"                                                                           \
+  "ldr    r12, [r0, r4]\n\t"                                                                             \
+  "uxtah  r0, r0, r2\n\t"                                                                                \
+  "sxtb16 r12, r12, ror #8\n\t" ${NAME}_OS2_RQ
+#define ${NAME}_OS2_FRESH_PX                                                                             \
+  "ldr    r12, [r0]\n\t"                                                                                 \
+  "sxtb16 lr, r12\n\t"                                                                                   \
+  "sxtb16 r12, r12, ror #8\n\t"                                                                          \
+  "smlad  lr, lr, r5, r11\n\t"                                                                           \
+  "smlad  lr, r12, r6, lr\n\t" ${NAME}_OS2_TAIL
+#define ${NAME}_OS2_ACC_PX                                                                               \
+  "ldr    lr, [r11], #4\n\t"                                                                             \
+  "ldr    r12, [r0]\n\t"                                                                                 \
+  "sxtb16 r12, r12\n\t"                                                                                  \
+  "smlad  lr, r12, r5, lr\n\t"                                                                           \
+  "ldr    r12, [r0]\n\t"                                                                                 \
+  "sxtb16 r12, r12, ror #8\n\t"                                                                          \
+  "smlad  lr, r12, r6, lr\n\t" ${NAME}_OS2_TAIL
+#define ${NAME}_OS2_FN(PX)                                                                               \
+  "push   {r0, r4-r11, lr}\n\t"                                                                          \
+  "ldm    r0, {r0-r11}\n\t"                                                                              \
+  "1:\n\t" PX PX                                                                                         \
+  "adds   r3, r3, #256\n\t"                                                                              \
+  "bcc    1b\n\t"                                                                                        \
+  "ldr    r12, [sp]\n\t"                                                                                 \
+  "ldr    r12, [r12, #48]\n\t"                                                                           \
+  "cmp    r12, #0\n\t"                                                                                   \
+  "beq    2f\n\t" PX "2:\n\t"                                                                            \
+  "pop    {r0, r4-r11, pc}\n\t"
+
+__attribute__((naked, noinline)) static void ${NAME}_os2_fresh(const ${NAME}_os2_t *p __attribute__((unused))) {
+  __asm__ volatile(${NAME}_OS2_FN(${NAME}_OS2_FRESH_PX));
+}
+
+__attribute__((naked, noinline)) static void ${NAME}_os2_acc(const ${NAME}_os2_t *p __attribute__((unused))) {
+  __asm__ volatile(${NAME}_OS2_FN(${NAME}_OS2_ACC_PX));
+}
+
+/* npix >= 2 pixels (the loop runs npix / 2 pixel pairs) */
 static void ${NAME}_os2_asm(const int8_t *x, uint32_t cc, int8_t *out, int32_t npix, int32_t d, int32_t wal,
-                            int32_t wah, int32_t wbl, int32_t wbh, int32_t b, se_rq2_t rq) {
-  const int32_t c = rq.c, m = rq.mult;
-  int32_t t0, t1 = b;
-  uint32_t rr = (uint32_t)rq.right | ((0x1000000u - (uint32_t)(npix >> 1)) << 8);
-  if (npix >> 1)
-    __asm__ volatile("str    %[t1], [sp, #-8]!\n\t"
-                     "1:\n\t" ${NAME}_PX2 ${NAME}_PX2 "adds   %[rr], %[rr], #256\n\t"
-                     "bcc    1b\n\t"
-                     "add    sp, sp, #8\n\t"
-                     : [t0] "=&r"(t0), [t1] "+r"(t1), [x] "+r"(x), [out] "+r"(out), [rr] "+r"(rr)
-                     : [cc] "r"(cc), [d] "r"(d), [wal] "r"(wal), [wah] "r"(wah), [wbl] "r"(wbl),
-                       [wbh] "r"(wbh), [c] "r"(c), [m] "r"(m)
-                     : "cc", "memory");
-  t1 = b;
-  if (npix & 1)
-    __asm__ volatile("str    %[t1], [sp, #-8]!\n\t" ${NAME}_PX2 "add    sp, sp, #8\n\t"
-                     : [t0] "=&r"(t0), [t1] "+r"(t1), [x] "+r"(x), [out] "+r"(out)
-                     : [cc] "r"(cc), [d] "r"(d), [wal] "r"(wal), [wah] "r"(wah), [wbl] "r"(wbl),
-                       [wbh] "r"(wbh), [c] "r"(c), [m] "r"(m), [rr] "r"(rr)
-                     : "memory");
+                            int32_t wah, int32_t wbl, int32_t wbh, int32_t b, const int32_t *acc, se_rq2_t rq) {
+  const ${NAME}_os2_t k = {x, out, cc, (uint32_t)rq.right | ((0x1000000u - (uint32_t)(npix >> 1)) << 8), d, wal,
+                           wah, wbl, wbh, rq.c, rq.mult, acc ? (intptr_t)acc : (intptr_t)b, npix & 1};
+  if (acc) ${NAME}_os2_acc(&k);
+  else ${NAME}_os2_fresh(&k);
 }
 
 /* The output-stationary pass of one output channel (1x1 / FOLD, block 4): the last one or two kept
@@ -318,8 +344,8 @@ static void ${NAME}_os2_asm(const int8_t *x, uint32_t cc, int8_t *out, int32_t n
 SE_INLINE void ${NAME}_os_body(const int8_t *x, int32_t Cin, int32_t npix, int32_t d, int32_t wal, int32_t wah,
                                int32_t wbl, int32_t wbh, int32_t two, int32_t bias2, se_rq2_t rq, int8_t *out,
                                int32_t Cout, const int32_t *acc_in) {
-  if (two && !acc_in && !rq.clamp && (uint32_t)Cin < 0x10000u && (uint32_t)Cout < 0x10000u) {
-    ${NAME}_os2_asm(x, (uint32_t)Cin | (uint32_t)Cout << 16, out, npix, d, wal, wah, wbl, wbh, bias2, rq);
+  if (two && npix >= 2 && !rq.clamp && (uint32_t)Cin < 0x10000u && (uint32_t)Cout < 0x10000u) {
+    ${NAME}_os2_asm(x, (uint32_t)Cin | (uint32_t)Cout << 16, out, npix, d, wal, wah, wbl, wbh, bias2, acc_in, rq);
     return;
   }
   if (!two && !rq.clamp && (uint32_t)Cin < 0x10000u && (uint32_t)Cout < 0x10000u) {
