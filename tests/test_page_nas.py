@@ -8,6 +8,7 @@ are recomputed here from the parquet file with pandas, not through the page.
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import pandas as pd
 import panel as pn
 import pytest
 
+from core.errors import WorkbenchError
 from core.io import data_dir
 from core.tinyformer import cost, graph_of, sparse
 from core.tinyformer.prune import prunable_ops
@@ -73,6 +75,38 @@ def test_moving_the_flash_budget_changes_the_fitting_set(page, shipped):
         page.flash_kb = 1024
 
 
+def test_pareto_front_with_ties_matches_the_general_sort():
+    """The explorer's O(n log n) front equals NSGA's non-dominated sort (`core.tinyformer.pareto`) with
+    duplicate points kept once, also with many ties in cost and accuracy."""
+    from core.tinyformer.pareto import pareto_front as general
+
+    rng = np.random.default_rng(1)
+    for _ in range(200):
+        n = int(rng.integers(0, 50))
+        cost, acc = rng.integers(0, 6, n).astype(float), rng.integers(0, 6, n).astype(float)
+        seen, want = set(), []
+        for i in sorted(general(list(zip(cost, -acc))), key=lambda i: (cost[i], -acc[i])):
+            if (cost[i], acc[i]) not in seen:
+                seen.add((cost[i], acc[i]))
+                want.append(i)
+        assert nd.pareto_front(cost, acc).tolist() == want
+    assert nd.pareto_front([1.0, np.nan, 2.0], [0.5, 0.9, np.nan]).tolist() == [0]  # NaN: left out
+
+
+def test_read_candidates_refuses_bad_tables(tmp_path, shipped):
+    with pytest.raises(WorkbenchError, match="does not exist"):
+        nd.read_candidates(tmp_path / "none.parquet")
+    (tmp_path / "junk.parquet").write_text("not parquet")
+    with pytest.raises(WorkbenchError, match="not a readable candidates table"):
+        nd.read_candidates(tmp_path / "junk.parquet")
+    shipped.drop(columns=["latency_ms"]).to_parquet(tmp_path / "old.parquet")
+    with pytest.raises(WorkbenchError, match="no column latency_ms"):
+        nd.read_candidates(tmp_path / "old.parquet")
+    a, b = nd.read_candidates(TABLE), nd.read_candidates(TABLE)
+    a.loc[0, "accuracy"] = -1.0  # each caller gets its own copy of the table read once
+    assert b.loc[0, "accuracy"] != -1.0
+
+
 def test_pareto_front_matches_brute_force():
     rng = np.random.default_rng(0)
     for _ in range(20):
@@ -87,10 +121,61 @@ def test_pareto_front_matches_brute_force():
 
 def test_clicking_a_point_selects_that_candidate(page, shipped):
     k = len(shipped) - 1
-    page.taps["sram_kb"].event(index=[k])
+    page.scatters.points.selected.indices = [k]  # what a tap on the point does (one source, 3 plots)
     cid = int(page.table["id"].iloc[k])
     assert page.candidate == cid
     assert page.detail_card.title == f"Candidate #{cid}"
+    ring = page.scatters.ring.data
+    assert list(ring["flash_kb"]) == [page.table["flash_kb"].iloc[k]]  # the ring moved to it
+
+
+def test_scatters_follow_the_budgets(page, shipped):
+    try:
+        page.param.update(flash_kb=256, sram_kb=200)
+        fit = np.asarray(page.fits())
+        c = np.asarray(page.scatters.points.data["c"], dtype=float)
+        assert np.array_equal(np.isfinite(c), fit)  # grey (NaN) exactly where over a budget
+        for x in ("flash_kb", "sram_kb", "latency_ms"):
+            front = page.front(x)
+            assert list(page.scatters.fronts[x].data["x"]) == list(page.table[x].to_numpy()[front])
+        span, box, _ = page.scatters.marks["flash_kb"]
+        assert span.location == box.left == 256
+        assert page.scatters.figures["sram_kb"].title.text == "SRAM ≤ 200 KB"
+        dense = page.scatters.dense.data  # the same paths stored dense where that does not fit
+        assert sorted(dense["id"]) == sorted(shipped.loc[~shipped["fits_dense"], "id"])
+    finally:
+        page.param.update(flash_kb=1024, sram_kb=320)
+
+
+def test_detail_tabs_are_drawn_when_opened(shipped):
+    fresh = ne.create()
+    assert fresh.bars == [] and fresh.cdf is None and fresh.kernel_plot is None  # not made at build
+    try:
+        fresh.detail_tabs.active = 1
+        assert [b.object is not None for b in fresh.bars] == [True] * 4
+        fresh.detail_tabs.active = 2
+        assert fresh.kernel_plot.object is not None and "Break-even sparsity" in fresh.kernel_text.object
+        fresh.detail_tabs.active = 3
+        assert fresh.cdf.object is not None and "SuperNAS picked" in fresh.cdf_text.object
+        assert len(fresh.cdf_table.object) == len(fresh.supernas["spaces"])
+        other = int(shipped["id"].iloc[1])
+        fresh.candidate = other  # opened tabs follow the selection
+        assert f"#{other}" in fresh.run_button.label and fresh.bars[0].object is not None
+    finally:
+        fresh.detail_tabs.active = 0
+
+
+def test_tab_builds_without_holoviews(tmp_path):
+    """The tab opens with Bokeh figures only: HoloViews (seconds to import and render) comes with the
+    detail tabs. Built in a fresh interpreter, as the server does for its first session."""
+    code = ("import sys; sys.path.insert(0, 'app'); import panel as pn; "
+            "from pages import nas_explorer as ne; p = ne.create(); "
+            "pn.Column(p).get_root(); p.sidebar().get_root(); "
+            "assert p.error == '', p.error; assert 'holoviews' not in sys.modules; "
+            "assert 'torch' not in sys.modules; print('ok')")
+    out = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parent.parent,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
 
 
 def test_layer_table_adds_up_to_the_candidate(shipped):
@@ -128,6 +213,7 @@ def test_engine_summary_from_shipped_runs(page, tmp_path):
     assert list(shipped) == ["cmsis-nn", "dense", "sparse"]
     page.engine_results[cid] = shipped
     try:
+        page.detail_tabs.active = 2  # the Engine tab is drawn when opened
         page._show_engine()
         text = page.engine_text.object
         assert "2.50× vs the engine's dense kernels" in text and "3.00× vs a CMSIS-NN deployment" in text
@@ -137,6 +223,7 @@ def test_engine_summary_from_shipped_runs(page, tmp_path):
         assert ratios["vs_dense"].tolist() == [2.5] and ratios["vs_cmsis_nn"].tolist() == [3.0]
     finally:
         del page.engine_results[cid]
+        page.detail_tabs.active = 0
 
 
 def test_kernel_curve_break_even():
@@ -196,6 +283,7 @@ def test_supernas_rerun_at_the_slider_budgets_and_refusal(page, monkeypatch):
     notes = FakeNotifications()
     monkeypatch.setattr(type(pn.state), "notifications", property(lambda self: notes))
     shipped = page.supernas
+    page.detail_tabs.active = 3  # SuperNAS's tab shows the re-run
     try:
         page.param.update(flash_kb=512, sram_kb=256)
         assert page.rerun_supernas() and page.runner.wait(120)
@@ -212,3 +300,4 @@ def test_supernas_rerun_at_the_slider_budgets_and_refusal(page, monkeypatch):
     finally:
         page.param.update(flash_kb=1024, sram_kb=320)
         page.supernas = shipped
+        page.detail_tabs.active = 0

@@ -2,6 +2,8 @@
 
 - `TITLE: str`                 the tab label
 - `EXTENSIONS: tuple[str, ...]`  Panel extensions it needs (e.g. ("vtk",)), loaded once by main.py
+- `WARM_UP: tuple[str, ...]`    (optional) modules the page imports later (when a view needs them),
+                               imported in the background by `warm_up`
 - `create() -> Page`           a fresh page object per browser session, where `Page` is a
                                `pn.viewable.Viewer` with `sidebar() -> pn.viewable.Viewable` (its
                                controls) and `__panel__()` (its main area).
@@ -84,12 +86,17 @@ def warm_up(modules: list[PageModule]) -> None:
         return
     _warm_started.set()
 
+    def idle() -> None:
+        while time.monotonic() - _last_busy[0] < IDLE_S:
+            time.sleep(0.25)
+
     def run() -> None:
         for m in modules:
-            while time.monotonic() - _last_busy[0] < IDLE_S:
-                time.sleep(0.25)
             try:
-                m.module  # noqa: B018 (the import is the point)
+                idle()
+                for name in getattr(m.module, "WARM_UP", ()):
+                    idle()
+                    importlib.import_module(name)
             except Exception:  # a broken page shows its error when its tab opens
                 log.debug("warming up %s failed", m.__name__, exc_info=True)
 

@@ -9,15 +9,20 @@ compare <id>`). "Export firmware" builds the selected candidate as a firmware pr
 re-colours the scatter (over-budget points turn grey) and redraws the Pareto front of the fitting
 ones; a click on a point (or the dropdown) selects a
 candidate. Engine runs and SuperNAS re-runs go through `TaskRunner` (worker thread + progress).
+
+The tab opens with the scatters and the selected candidate's structure, drawn with Bokeh directly
+(`pages._nas_plots`); the detail tabs' views (per-layer costs, engine runs and the kernel curve,
+SuperNAS) are HoloViews elements (`pages._nas_views`, imported when one is first opened) made when their
+tab is first opened and kept up to date from then on (`python -m core bench app` times the tab).
 """
 
 from __future__ import annotations
 
+import importlib
 import io
 from pathlib import Path
 from typing import Any
 
-import holoviews as hv
 import numpy as np
 import pandas as pd
 import panel as pn
@@ -25,7 +30,7 @@ import param
 
 from core.errors import WorkbenchError
 from pages import _nas_data as nd
-from pages import _nas_views as nv
+from pages import _nas_plots as bp
 from pages._widgets import TaskRunner, info_table, on_session_end
 
 TITLE = "NAS explorer"
@@ -34,6 +39,16 @@ EXTENSIONS: tuple[str, ...] = ()
 COLOR_BY = {"MACs (M)": "mmacs", "latency (ms, fitted)": "latency_ms"}
 AXES = ("flash_kb", "sram_kb", "latency_ms")
 SUPERNAS_SAMPLES = 100  # per space when re-run from the page (≈ seconds on 2 cores)
+#: the candidate detail's tabs, in order
+DETAIL_TABS = ("Structure", "Per-layer costs", "Engine & firmware", "SuperNAS: which search space")
+#: modules `pages.warm_up` imports in the background once the page modules are imported: what the
+#: page's first build needs (the per-layer table's) and what its detail tabs need (HoloViews)
+WARM_UP = ("core.tinyformer.cost", "core.tinyformer.latency", "core.tinyformer.schedule", "pages._nas_views")
+
+
+def _views():
+    """`pages._nas_views` (HoloViews), imported on first use: the tab opens without it."""
+    return importlib.import_module("pages._nas_views")
 
 
 class NasExplorer(pn.viewable.Viewer):
@@ -55,7 +70,7 @@ class NasExplorer(pn.viewable.Viewer):
         self.runner.param.watch(lambda e: setattr(self, "error", e.new), "error")
         self.engine_results: dict[int, dict[str, dict[str, Any]]] = {}
         self.firmware: dict[tuple[int, str], dict[str, Any]] = {}  # (candidate, board) -> export
-        self.taps: dict[str, hv.streams.Selection1D] = {}  # click on a point -> candidate
+        self.opened = {0}  # detail tabs filled so far (the first is shown with the page)
         self.table: pd.DataFrame | None = None
         self.supernas: dict[str, Any] | None = None
         self._load()
@@ -64,6 +79,7 @@ class NasExplorer(pn.viewable.Viewer):
             self._on_budget()
             self._on_candidate()
             self.param.watch(self._on_budget, ["flash_kb", "sram_kb"])
+            self.param.watch(self._redraw, ["color_by"])
             self.param.watch(self._on_candidate, ["candidate"])
             self.param.watch(lambda *_: self._show_firmware(), ["board"])
         on_session_end(self.runner.cancel)
@@ -77,6 +93,7 @@ class NasExplorer(pn.viewable.Viewer):
             return
         self.table = table
         self.rows = _Rows(table)
+        self.layers: dict[int, pd.DataFrame] = {}  # per-layer table of each candidate shown
         self.latency_model = nd.latency_model()
         self.dataset = nd.dataset_label(str(table["dataset"].iloc[0]))
         self.supernas = nd.load_supernas(self.nas_dir)
@@ -110,38 +127,20 @@ class NasExplorer(pn.viewable.Viewer):
         return fit[sub] if len(sub) else sub
 
     # --------------------------------------------------------------------------------- scatter --
-    def _scatter(self, x: str):
-        streams = [self.param.flash_kb, self.param.sram_kb, self.param.color_by]
-        xmax = float(self.table[x].max())
+    def _redraw(self, *_events) -> None:
+        """Colours, Pareto fronts, budget marks and titles of the three scatters."""
+        frame = self.frame()
+        col = COLOR_BY[self.color_by]
+        lo, hi = float(self.table[col].min()), float(self.table[col].max())
+        titles = {"flash_kb": f"flash ≤ {self.flash_kb} KB", "sram_kb": f"SRAM ≤ {self.sram_kb} KB",
+                  "latency_ms": "accuracy vs fitted latency"}
+        self.scatters.update(frame["c"].to_numpy(), frame["alpha"].to_numpy(),
+                             {x: self.front(x) for x in AXES},
+                             {"flash_kb": self.flash_kb, "sram_kb": self.sram_kb}, titles,
+                             (lo, hi if hi > lo else lo + 1), self.color_by)
 
-        def points(**_):
-            col = COLOR_BY[self.color_by]
-            lo, hi = float(self.table[col].min()), float(self.table[col].max())
-            title = (f"{'flash' if x == 'flash_kb' else 'SRAM'} ≤ {getattr(self, x)} KB"
-                 if x != "latency_ms" else "accuracy vs fitted latency")
-            return nv.candidate_points(self.frame(), x, (lo, hi if hi > lo else lo + 1), self.color_by, title)
-
-        pts = hv.DynamicMap(points, streams=streams)
-        budgets = [self.param.flash_kb, self.param.sram_kb]
-        dense = nv.dense_points(self.table[~self.table["fits_dense"]], x)
-        xmax = max(xmax, float(dense.data[x].max()) if len(dense.data) else xmax)
-
-        def lines(**_):  # one callback per plot for the front and the budget marks
-            front = nv.front_curve(self.table, x, self.front(x))
-            return front if x == "latency_ms" else nv.budget_marks(x, getattr(self, x), xmax) * front
-
-        lines = hv.DynamicMap(lines, streams=budgets)
-        ring = hv.DynamicMap(lambda candidate: nv.selected_ring(self.table, x, candidate),
-                             streams=[self.param.candidate])
-        tap = hv.streams.Selection1D(source=pts)
-        tap.add_subscriber(self._on_tap)
-        self.taps[x] = tap
-        # no legend: it would hide (and swallow clicks on) points; the intro text names the red line
-        return (lines * dense * pts * ring).opts(show_legend=False)
-
-    def _on_tap(self, index: list[int]) -> None:
-        if index:
-            self.candidate = int(self.table["id"].iloc[index[0]])
+    def _on_tap(self, index: int) -> None:
+        self.candidate = int(self.table["id"].iloc[index])
 
     def _on_budget(self, *_events) -> None:
         fit = self.fits()
@@ -152,21 +151,56 @@ class NasExplorer(pn.viewable.Viewer):
                 else " · nothing fits: raise a budget")
         self.count.object = (f"**{self.n_fit} of {len(self.table)}** candidates fit "
                              f"{self.flash_kb} KB flash and {self.sram_kb} KB SRAM{tail}")
+        self._redraw()
 
     # ------------------------------------------------------------------------------ candidate --
     def _on_candidate(self, *_events) -> None:
         if self.candidate is None:
             return
         row = self.rows[self.candidate]
-        layers = nd.layer_table(row, self.latency_model)
-        self.diagram.object = nv.arch_diagram(row["arch"], layers, nd.block_shapes(row["arch"]))
-        for pane, element in zip(self.bars, nv.layer_bars(layers), strict=True):
-            pane.object = element
-        self.summary.object = info_table(self._summary(row, layers))
-        self.arch_json.object = row["arch"]
+        self.scatters.select(self.candidate)
         self.detail_card.title = f"Candidate #{row['id']}"
+        for tab in sorted(self.opened):
+            self._fill(tab)
         self._show_engine()
         self._show_firmware()
+
+    def _layers(self, cid: int) -> pd.DataFrame:
+        if cid not in self.layers:
+            self.layers[cid] = nd.layer_table(self.rows[cid], self.latency_model)
+        return self.layers[cid]
+
+    def _fill(self, tab: int) -> None:
+        """Draw detail tab `tab` for the selected candidate."""
+        if self.candidate is None:
+            return
+        row, layers = self.rows[self.candidate], self._layers(self.candidate)
+        self._hv_panes(tab)
+        if tab == 0:
+            self.diagram.object = bp.arch_diagram(row["arch"], layers, nd.block_shapes(row["arch"]))
+            self.summary.object = info_table(self._summary(row, layers))
+            self.arch_json.object = row["arch"]
+        elif tab == 1:
+            for pane, element in zip(self.bars, _views().layer_bars(layers), strict=True):
+                pane.object = element
+        elif tab == 2:
+            self._show_engine()
+            if self.kernel_plot.object is None:
+                self._show_kernel_curve()
+        elif tab == 3 and (self.cdf.object is None or self.supernas is None):
+            self._show_supernas()
+
+    def _on_detail_tab(self, event) -> None:
+        """A detail tab opened: drawn the first time, kept up to date from then on."""
+        if event.new not in self.opened:
+            self.opened.add(event.new)
+            self._fill(event.new)
+
+    def _show_kernel_curve(self) -> None:
+        curve = nd.kernel_curve()
+        even = nd.break_even(curve) if not curve.empty else {}
+        self.kernel_text.object = _break_even_text(even)
+        self.kernel_plot.object = _views().kernel_curve_plot(curve, even)
 
     def _summary(self, row: dict[str, Any], layers: pd.DataFrame) -> dict[str, Any]:
         def pct(v: float) -> str:
@@ -215,6 +249,8 @@ class NasExplorer(pn.viewable.Viewer):
     def _show_engine(self) -> None:
         cid, runs = self.candidate, self.runs(self.candidate)
         self.run_button.label = ("Re-run" if runs else "Run") + f" #{cid} on emulated Cortex-M7"
+        if 2 not in self.opened:  # the Engine tab is drawn when it is first opened
+            return
         if not runs:
             self.engine_text.object = (
                 f"Candidate #{cid} has not been run on the engine yet. **Run it on the emulated Cortex-M7** "
@@ -223,7 +259,8 @@ class NasExplorer(pn.viewable.Viewer):
             self.engine_box.visible = False
             return
         self.engine_text.object = self._engine_summary(cid, runs)
-        for pane, element in zip(self.engine_plots, nv.speedup_bars(nd.layer_speedups(runs)), strict=True):
+        for pane, element in zip(self.engine_plots, _views().speedup_bars(nd.layer_speedups(runs)),
+                                 strict=True):
             pane.object = element
         self.engine_box.visible = True
 
@@ -277,7 +314,7 @@ class NasExplorer(pn.viewable.Viewer):
                 "minute).")
             self.firmware_download.visible = False
             return
-        self.firmware_text.object = nv.firmware_summary(result["report"])
+        self.firmware_text.object = _views().firmware_summary(result["report"])
         self.firmware_download.param.update(file=io.BytesIO(result["zip"]), filename=result["filename"],
                                             label=f"Download {result['filename']}", visible=True)
 
@@ -290,7 +327,8 @@ class NasExplorer(pn.viewable.Viewer):
 
         def done(result: dict[str, Any]) -> None:
             self.supernas = result
-            self._show_supernas()
+            if 3 in self.opened:
+                self._show_supernas()
 
         return self.runner.run(lambda progress: run_supernas(fl, sr, m=SUPERNAS_SAMPLES, progress=progress),
                                done, label="SuperNAS")
@@ -300,27 +338,31 @@ class NasExplorer(pn.viewable.Viewer):
             self.cdf_text.object = ("No SuperNAS result: run `python -m core nas supernas` or press "
                                     "*Re-run SuperNAS* in the sidebar.")
             return
-        self.cdf.object = nv.cdf_overlay(self.supernas)
-        self.cdf_text.object = nv.supernas_sentence(self.supernas)
-        self.cdf_table.object = nv.supernas_table(self.supernas)
+        views = _views()
+        self.cdf.object = views.cdf_overlay(self.supernas)
+        self.cdf_text.object = views.supernas_sentence(self.supernas)
+        self.cdf_table.object = views.supernas_table(self.supernas)
 
     # ---------------------------------------------------------------------------------- layout --
     def _build_panes(self) -> None:
         md = dict(sizing_mode="stretch_width")
         self.count = pn.pane.Markdown("", css_classes=["nas-fit-count"], styles={"font-size": "1.1em"}, **md)
-        self.cdf = pn.pane.HoloViews(None, height=430, linked_axes=False, **md)
+        # HoloViews panes (a pane imports HoloViews when made) are made with their tab (`_hv_panes`)
+        self.cdf: pn.pane.HoloViews | None = None
+        self.cdf_box = pn.Column(**md)
         self.cdf_text = pn.pane.Markdown("", **md)
         self.cdf_table = pn.pane.DataFrame(pd.DataFrame(), index=False, **md)
-        self.diagram = pn.pane.HoloViews(None, height=260, linked_axes=False, **md)
-        # one pane per plot: an hv.Layout of responsive plots collapses in a lazily filled tab
-        self.bars = [pn.pane.HoloViews(None, height=h, **md) for h in (175, 175, 175, 300)]
+        self.diagram = pn.pane.Bokeh(None, height=260, **md)
+        self.bars: list[pn.pane.HoloViews] = []
+        self.bars_box = pn.Column(**md)
         self.summary = pn.pane.Markdown("", **md)
         self.arch_json = pn.pane.JSON({}, depth=-1, **md)
         self.engine_text = pn.pane.Markdown("", **md)
-        self.engine_plots = [pn.pane.HoloViews(None, height=320, **md) for _ in range(2)]
+        self.engine_plots: list[pn.pane.HoloViews] = []
         # visibility on a wrapper: toggling it on a HoloViews pane whose plot was replaced fails in Panel 1.9
-        self.engine_box = pn.Row(*self.engine_plots, visible=False, **md)
-        self.kernel_plot = pn.pane.HoloViews(None, height=330, **md)  # drawn when its tab opens
+        self.engine_box = pn.Row(visible=False, **md)
+        self.kernel_plot: pn.pane.HoloViews | None = None
+        self.kernel_box = pn.Column(**md)
         self.kernel_text = pn.pane.Markdown("", **md)
         self.run_button = pn.widgets.Button(label="Run on emulated Cortex-M7", color="primary",
                                             disabled=self.runner.param.busy)
@@ -335,43 +377,44 @@ class NasExplorer(pn.viewable.Viewer):
         self._sidebar = self._build_sidebar()
         if self.table is None:
             return
-        # two panes (Panel links their shared `accuracy` axis); see `bars` for why not an hv.Layout
-        self.scatter = pn.Row(*(pn.pane.HoloViews(self._scatter(x), height=400, **md)
-                                for x in AXES), css_classes=["nas-scatter"], **md)
-        # the detail's sections are tabs rendered when first opened: the NAS tab builds with the three
-        # scatters and the candidate's structure only (each HoloViews plot costs ~0.3 s of server time);
-        # the kernel curve and SuperNAS's CDF are made when their tab is first opened
+        self.scatters = bp.CandidateScatters(self.table, self._on_tap)
+        self.scatter = pn.Row(*(pn.pane.Bokeh(self.scatters.figures[x], height=400, **md) for x in AXES),
+                              css_classes=["nas-scatter"], **md)
+        # the detail's sections are tabs drawn when first opened (`_fill`): the NAS tab builds with the
+        # three scatters and the candidate's structure only
         self.detail_tabs = pn.Tabs(
-            ("Structure", pn.Column(
+            (DETAIL_TABS[0], pn.Column(
                 self.diagram,
                 pn.Row(pn.Column(self.summary, width=560),
                        pn.Column("**Arch JSON**", self.arch_json, height=330, scroll=True), **md), **md)),
-            ("Per-layer costs", pn.Column(*self.bars, **md)),
-            ("Engine & firmware", pn.Column(
+            (DETAIL_TABS[1], self.bars_box),
+            (DETAIL_TABS[2], pn.Column(
                 pn.pane.Markdown("### Engine: emulated Cortex-M7 (216 MHz)"), self.engine_text,
-                self.engine_box, self.kernel_plot, self.kernel_text,
+                self.engine_box, self.kernel_box, self.kernel_text,
                 pn.pane.Markdown("### Firmware"),
                 pn.Row(pn.widgets.Select.from_param(self.param.board, name="board", width=220),
                        self.export_button, self.firmware_download, align="end"),
                 self.firmware_text, **md)),
-            ("SuperNAS: which search space", pn.Column(self.cdf, pn.Row(self.cdf_text, self.cdf_table, **md),
-                                                       **md)),
+            (DETAIL_TABS[3], pn.Column(self.cdf_box, pn.Row(self.cdf_text, self.cdf_table, **md), **md)),
             dynamic=True, css_classes=["nas-detail-tabs"], **md)
         self.detail_card[:] = [self.detail_tabs]
         self.detail_tabs.param.watch(self._on_detail_tab, "active")
 
-    def _on_detail_tab(self, event) -> None:
-        """Fill a detail tab's views the first time it is opened."""
-        if event.new == 2 and self.kernel_plot.object is None:
-            self._show_kernel_curve()
-        elif event.new == 3 and self.cdf.object is None:
-            self._show_supernas()
-
-    def _show_kernel_curve(self) -> None:
-        curve = nd.kernel_curve()
-        even = nd.break_even(curve) if not curve.empty else {}
-        self.kernel_text.object = _break_even_text(even)
-        self.kernel_plot.object = nv.kernel_curve_plot(curve, even)
+    def _hv_panes(self, tab: int) -> None:
+        """The HoloViews panes of detail tab `tab`, made the first time it is drawn."""
+        md = dict(sizing_mode="stretch_width")
+        if tab == 1 and not self.bars:
+            # one pane per plot: an hv.Layout of responsive plots collapses in a lazily filled tab
+            self.bars = [pn.pane.HoloViews(None, height=h, **md) for h in (175, 175, 175, 300)]
+            self.bars_box[:] = self.bars
+        elif tab == 2 and self.kernel_plot is None:
+            self.engine_plots = [pn.pane.HoloViews(None, height=320, **md) for _ in range(2)]
+            self.engine_box[:] = self.engine_plots
+            self.kernel_plot = pn.pane.HoloViews(None, height=330, **md)
+            self.kernel_box[:] = [self.kernel_plot]
+        elif tab == 3 and self.cdf is None:
+            self.cdf = pn.pane.HoloViews(None, height=430, linked_axes=False, **md)
+            self.cdf_box[:] = [self.cdf]
 
     def _budget_slider(self, name: str, label: str) -> pn.widgets.IntSlider:
         """A slider that sets budget `name` when released (dragging would redraw at every pixel)."""
