@@ -138,7 +138,7 @@ def test_scatters_follow_the_budgets(page, shipped):
         for x in ("flash_kb", "sram_kb", "latency_ms"):
             front = page.front(x)
             assert list(page.scatters.fronts[x].data["x"]) == list(page.table[x].to_numpy()[front])
-        span, box, _ = page.scatters.marks["flash_kb"]
+        span, box = page.scatters.marks["flash_kb"]
         assert span.location == box.left == 256
         assert page.scatters.figures["sram_kb"].title.text == "SRAM ≤ 200 KB"
         dense = page.scatters.dense.data  # the same paths stored dense where that does not fit

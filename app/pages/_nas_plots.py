@@ -71,32 +71,32 @@ class CandidateScatters:
         self.ring = ColumnDataSource({c: [] for c in ("accuracy", *COST_LABELS)})
         self.fronts = {x: ColumnDataSource({"x": [], "y": []}) for x in COST_LABELS}
         self.mapper = LinearColorMapper(palette=Viridis256, low=0.0, high=1.0, nan_color=GREY)
-        self.marks: dict[str, tuple[Span, BoxAnnotation, ColumnDataSource]] = {}
+        self.marks: dict[str, tuple[Span, BoxAnnotation]] = {}
         self.figures = {x: self._figure(x) for x in COST_LABELS}
         self.points.selected.on_change("indices",
                                        lambda _attr, _old, new: on_tap(int(new[0])) if new else None)
 
     def _figure(self, x: str):
         p = figure(height=370, sizing_mode="stretch_width", tools="pan,wheel_zoom,box_zoom,reset,save",
-                   x_axis_label=COST_LABELS[x], y_axis_label="accuracy (search, float)", min_border_left=60)
+                   toolbar_location="above", x_axis_label=COST_LABELS[x],
+                   y_axis_label="accuracy (search, float)", min_border_left=60)
+        p.xaxis.ticker.desired_num_ticks = 5
         p.yaxis.formatter = PrintfTickFormatter(format="%.2f")
         if x in DENSE_COLUMNS and x != "latency_ms":
             span = Span(location=0, dimension="height", line_color=ALERT, line_dash="dashed", line_width=1.5)
             box = BoxAnnotation(left=0, fill_color=ALERT, fill_alpha=0.07, line_alpha=0)
-            # an invisible point at the budget, so the axis always reaches the budget line
-            edge = ColumnDataSource({"x": [0.0], "y": [float(self.table["accuracy"].mean())]})
-            p.scatter("x", "y", source=edge, alpha=0.0, size=1)
             p.add_layout(box)
             p.add_layout(span)
-            self.marks[x] = (span, box, edge)
+            self.marks[x] = (span, box)
         p.line("x", "y", source=self.fronts[x], color=ALERT, line_width=2.5)
-        p.scatter(x, "accuracy", source=self.dense, marker="x", size=7, color="#7a7a7a", alpha=0.55)
+        dense = p.scatter(x, "accuracy", source=self.dense, marker="x", size=7, color="#7a7a7a", alpha=0.55)
         pts = p.scatter(x, "accuracy", source=self.points, size=11,
                         fill_color={"field": "c", "transform": self.mapper}, fill_alpha="alpha",
                         line_color="#333333", line_width=0.6, line_alpha="alpha")
         pts.selection_glyph = pts.glyph.clone(line_color=ALERT, line_width=2.0, line_alpha=1.0)
         pts.nonselection_glyph = pts.glyph.clone()  # a tap selects a candidate; the others stay as they are
         p.scatter(x, "accuracy", source=self.ring, size=24, fill_alpha=0.0, line_color=ALERT, line_width=3)
+        p.x_range.renderers = p.y_range.renderers = [pts, dense]  # not the budget marks
         p.add_tools(HoverTool(renderers=[pts], tooltips=TOOLTIPS), tap := TapTool(renderers=[pts]))
         p.toolbar.active_tap = tap
         if x == "latency_ms":  # one colour bar, right of the row: the three share the colour scale
@@ -115,9 +115,8 @@ class CandidateScatters:
         acc = self.table["accuracy"].to_numpy()
         for x, front in fronts.items():
             self.fronts[x].data = {"x": self.table[x].to_numpy()[front], "y": acc[front]}
-        for x, (span, box, edge) in self.marks.items():
+        for x, (span, box) in self.marks.items():
             span.location = box.left = float(budgets[x])
-            edge.data = {"x": [float(budgets[x])], "y": edge.data["y"]}
         for x, p in self.figures.items():
             p.title.text = titles[x]
 

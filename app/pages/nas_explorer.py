@@ -395,7 +395,8 @@ class NasExplorer(pn.viewable.Viewer):
                 pn.Row(pn.widgets.Select.from_param(self.param.board, name="board", width=220),
                        self.export_button, self.firmware_download, align="end"),
                 self.firmware_text, **md)),
-            (DETAIL_TABS[3], pn.Column(self.cdf_box, pn.Row(self.cdf_text, self.cdf_table, **md), **md)),
+            (DETAIL_TABS[3], pn.Column(self.cdf_box, pn.Row(
+                self.cdf_text, pn.Column(self.cdf_table, height=260, scroll=True, **md), **md), **md)),
             dynamic=True, css_classes=["nas-detail-tabs"], **md)
         self.detail_card[:] = [self.detail_tabs]
         self.detail_tabs.param.watch(self._on_detail_tab, "active")
