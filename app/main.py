@@ -86,6 +86,7 @@ def page(i: int) -> pn.viewable.Viewer:
     if i not in pages:
         pages[i] = build(modules[i])
         holders[i][:] = [pages[i]]
+        busy()  # background imports wait until the page has been drawn, not only until it started
     return pages[i]
 
 
