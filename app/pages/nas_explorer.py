@@ -162,7 +162,8 @@ class NasExplorer(pn.viewable.Viewer):
         self.detail_card.title = f"Candidate #{row['id']}"
         for tab in sorted(self.opened):
             self._fill(tab)
-        self._show_engine()
+        if 2 not in self.opened:  # the run button's label (the Engine tab's fill sets it too)
+            self._show_engine()
         self._show_firmware()
 
     def _layers(self, cid: int) -> pd.DataFrame:
