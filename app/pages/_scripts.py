@@ -2,8 +2,9 @@
 
 vtk.js is 2.5 MB of JavaScript and Tabulator (with luxon) 0.5 MB: fetching and parsing them on
 every page load cost about a second (measured in headless Chromium, `python -m core bench app`),
-although only 3D views and the NAS explorer's tables use them. So `main.py` leaves them out of
-`pn.extension` and puts one `ScriptLoader` in each session's document. A tab opened later is built
+although only 3D views use vtk.js (and no page uses Tabulator at present: the NAS explorer's
+table is HTML). So `main.py` leaves them out of `pn.extension` and puts one `ScriptLoader` in each
+session's document. A tab opened later is built
 once the browser has its page's libraries (`main.py`); a page that shows a 3D view in a page built
 before (the Data explorer is the first page) calls `when_loaded("vtk", fn, ...)`, which asks the
 browser to add the library's `<script>` tags and runs `fn` once the browser reports them executed.
