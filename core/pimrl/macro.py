@@ -10,6 +10,10 @@ E downsamples by `down` (2 or 4) with strided periodic convolutions; D upsamples
 neighbour ×2 then a periodic 3-point convolution, per level). Every convolution pads circularly, so
 the module commutes with periodic shifts by multiples of `down` (a stride-2 grid cannot follow odd
 shifts exactly).
+
+Tried and dropped: a full-resolution skip (the decoder also seeing u_j through a periodic 3-point
+convolution beside the upsampled latent) was worse, Burgers 2D PIMRL test nRMSE over 25 steps 0.073
+against 0.046 without it (1000 coarse training steps each, cpu preset).
 """
 
 from __future__ import annotations
