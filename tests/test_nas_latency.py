@@ -31,6 +31,16 @@ def test_fit_recovers_nonnegative_costs() -> None:
         m.op_cycles("other", np.ones(4))
 
 
+def test_compare_points_names_what_a_remeasure_moved() -> None:
+    def row(kind, cin, cycles, group="g"):  # noqa: ANN001, ANN202
+        return {"kind": kind, "shape": {"cin": cin}, "group": group, "features": [1.0, cin], "cycles": cycles}
+
+    old = [row("conv2d", 8, [1, 2, 3]), row("conv2d", 16, [2, 4, 6]), row("linear", 8, [5, 6, 7], "h")]
+    new = [row("linear", 8, [5, 6, 7], "h"), row("conv2d", 16, [2, 3, 6]), row("add", 4, [1, 1, 1], "a")]
+    assert latency.compare_points(old, new) == {"same": 1, "changed": {"g": 1}, "added": 1, "dropped": 1}
+    assert latency.compare_points(old, old)["changed"] == {}
+
+
 def test_shipped_model_covers_the_space_and_sums_layers() -> None:
     m = latency.load()
     space = SpaceConfig(width_mult=2.5, n_downsample=2)

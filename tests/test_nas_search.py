@@ -108,6 +108,42 @@ def test_bad_candidate_id_and_cli_errors(searched: Path, capsys) -> None:
     assert "unknown search space" in capsys.readouterr().err
 
 
+def test_nas_latency_reprices_latency_and_flash(searched: Path, tmp_path: Path) -> None:
+    """`nas latency` recomputes stale latency and flash columns (and the front) of the same search:
+    with unchanged latency model and code-size table it gives back the table the search wrote (the
+    fine-tuned row's flash from its own weights), fits_dense under the budgets of the table's manifest,
+    and records what it moved."""
+    import shutil
+
+    import pandas as pd
+
+    from core.tinyformer.cli import record
+
+    folder = tmp_path / "nas"
+    shutil.copytree(searched, folder)
+    fresh = pd.read_parquet(folder / "candidates.parquet")
+    budget = int(fresh["dense_flash_bytes"].median())  # the manifest's budget decides fits_dense
+    record(folder, "candidates.parquet", {"search": replace(SEARCH, flash_budget=budget)})
+    expected = fresh.copy()
+    expected["fits_dense"] = ((fresh["dense_flash_bytes"] <= budget)
+                              & (fresh["dense_sram_kb"] * 1024 <= SEARCH.sram_budget))
+    assert expected["fits_dense"].nunique() == 2
+    cols = ["latency_ms", "latency_cycles", "latency_cycles_optimistic", "latency_cycles_conservative",
+            "dense_latency_ms", "flash_bytes", "flash_kb", "dense_flash_bytes", "dense_flash_kb"]
+    stale = fresh.copy()
+    stale[cols] = stale[cols] * 2 + 1
+    stale["pareto"] = 7
+    write_candidates(stale, folder / "candidates.parquet")
+    assert nas_main(["latency", "--out", str(folder)]) == 0
+    pd.testing.assert_frame_equal(pd.read_parquet(folder / "candidates.parquet"), expected)
+    moved = json.loads((folder / "manifest.json").read_text())["artefacts"]["candidates.parquet:latency"]
+    assert moved["summary"]["latency_changed"] == moved["summary"]["flash_changed"] == len(fresh)
+    assert moved["summary"]["front_before"] == []
+    assert moved["summary"]["front"] == sorted(int(i) for i in fresh.loc[fresh["pareto"] == 0, "id"])
+    over = (fresh["flash_bytes"] > budget) | (fresh["sram_bytes"] > SEARCH.sram_budget)
+    assert moved["summary"]["over_budget_ids"] == [int(i) for i in fresh.loc[over, "id"]]
+
+
 def test_nothing_fits_names_smallest(searched: Path) -> None:
     with pytest.raises(WorkbenchError, match=r"smallest reachable are about [\d.]+ KB flash .* KB SRAM"):
         run_sparsenas(searched / "supernet.pt", replace(SEARCH, flash_budget=2000))

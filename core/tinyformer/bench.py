@@ -156,10 +156,13 @@ def latency_fit(args: argparse.Namespace, space: Any) -> tuple[list[dict], list[
             plan = [pt for pt in latency.PLAN if pt["kind"] in kinds]
         with tqdm_progress("latency: single-op emulations", unit="op") as progress:
             rows = old + latency.measure(plan, scheduler=args.scheduler, progress=progress)
+        previous = json.loads(points.read_text()) if points.is_file() else None
         model = latency.fit(rows, {"command": command_line(),
                                    "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                                    "engine_commit": _commit(),
-                                   "refit_kinds": kinds or "all"})
+                                   "refit_kinds": kinds or "all",
+                                   "vs_previous_points": None if previous is None
+                                   else latency.compare_points(previous, rows)})
         model.save(path)
         points.write_text(json.dumps(rows))
     model = latency.load(path)
@@ -172,7 +175,8 @@ def latency_fit(args: argparse.Namespace, space: Any) -> tuple[list[dict], list[
                                scheduler=args.scheduler, progress=progress)
     return fit_rows, val, {**latency.summary_error(val), "points": model.meta.get("points"),
                            "fit_command": model.meta.get("command"), "fit_created": model.meta.get("created"),
-                           "engine_commit": model.meta.get("engine_commit")}
+                           "engine_commit": model.meta.get("engine_commit"),
+                           "vs_previous_points": model.meta.get("vs_previous_points")}
 
 
 def _commit() -> str:
@@ -186,16 +190,28 @@ def _commit() -> str:
 
 
 def search_summary() -> dict[str, Any]:
-    """The shipped candidates table: how many, how many need sparsity, the Pareto front."""
+    """The shipped candidates table: how many, how many are over the search's budgets at today's costs
+    (`nas latency` re-prices it as the engine changes), how many fit only sparse, the Pareto front."""
     import pandas as pd
 
-    t = pd.read_parquet(data_dir() / "nas" / "candidates.parquet")
+    from core.tinyformer.candidates import search_budgets
+    from core.tinyformer.sparsenas import SearchConfig
+
+    folder = data_dir() / "nas"
+    t = pd.read_parquet(folder / "candidates.parquet")
     front = t[t["pareto"] == 0].sort_values("latency_ms")
+    cfg = SearchConfig(**search_budgets(folder))
+    fits = (t["flash_bytes"] <= cfg.flash_budget) & (t["sram_bytes"] <= cfg.sram_budget)
+    over = t[~fits]
     return {
         "candidates": len(t),
+        "flash_budget": cfg.flash_budget,
+        "sram_budget": cfg.sram_budget,
+        "over_budget": [{"id": int(r.id), "flash_bytes": int(r.flash_bytes), "sram_bytes": int(r.sram_bytes)}
+                        for r in over.itertuples()],
         "generations": int(t["generation"].max()) + 1,
-        "fit_only_sparse": int((~t["fits_dense"]).sum()),
-        "dense_over_1mb": int((t["dense_flash_bytes"] > 1024 * 1024).sum()),
+        "fit_only_sparse": int((fits & ~t["fits_dense"]).sum()),
+        "dense_over_1mb": int((fits & (t["dense_flash_bytes"] > 1024 * 1024)).sum()),
         "flash_kb_range": [float(t["flash_kb"].min()), float(t["flash_kb"].max())],
         "dense_flash_kb_range": [float(t["dense_flash_kb"].min()), float(t["dense_flash_kb"].max())],
         "latency_ms_range": [float(t["latency_ms"].min()), float(t["latency_ms"].max())],
@@ -272,9 +288,16 @@ def func(args: argparse.Namespace) -> int:
     md += "\n\n## Search\n\n" + markdown_table(
         ["search", "minutes"], [[search["what"], search["seconds"] / 60]]
     )
-    md += (f"\n\n{found['candidates']} evaluated candidates within the budgets ({found['generations']} "
-           f"generations) in {space.name}: flash {found['flash_kb_range'][0]:.0f}–"
-           f"{found['flash_kb_range'][1]:.0f} KB as searched (code included); stored dense the same paths "
+    over = found["over_budget"]
+    needs = ", ".join(f"id {o['id']} needs {o['flash_bytes']} B flash, {o['sram_bytes']} B SRAM"
+                      for o in over)
+    repriced = (f" (the search kept only fitting ones; re-priced by `python -m core nas latency`, {needs})"
+                if over else "")
+    md += (f"\n\n{found['candidates']} evaluated candidates ({found['generations']} generations) in "
+           f"{space.name}, {found['candidates'] - len(over)} of them within {found['flash_budget'] / 1024:g} "
+           f"KB flash and {found['sram_budget'] / 1024:g} KB SRAM at today's costs{repriced}: flash "
+           f"{found['flash_kb_range'][0]:.0f}–{found['flash_kb_range'][1]:.0f} KB as searched (code "
+           "included); stored dense the same paths "
            f"would need {found['dense_flash_kb_range'][0]:.0f}–{found['dense_flash_kb_range'][1]:.0f} KB, "
            f"and {found['fit_only_sparse']} of them ({found['dense_over_1mb']} over 1 MB) fit only because "
            f"they are sparse. Fitted latency {found['latency_ms_range'][0]:.0f}–"
@@ -332,6 +355,11 @@ def latency_func(args: argparse.Namespace) -> int:
           r["predicted_cycles"] / 1e6, f"{100 * r['error']:+.2f}%",
           f"{r['predicted_ms']:.1f} ({r['predicted_optimistic'] / 216e3:.1f}–"
           f"{r['predicted_conservative'] / 216e3:.1f})"] for r in val])
+    vs = lat.get("vs_previous_points")
+    if vs:
+        moved = ", ".join(f"{g} {n}" for g, n in vs["changed"].items()) or "none"
+        md += (f"\n\nAgainst the measurements this fit replaced: {vs['same']} points identical, changed "
+               f"(per group): {moved}; {vs['added']} new, {vs['dropped']} dropped.")
     md += (f"\n\nMean |error| {100 * lat['mean_abs_error']:.2f}%, max {100 * lat['max_abs_error']:.2f}%. "
            "Fit error per group (mean |relative error| on its measurements): "
            + ", ".join(f"{r['group']} {100 * r['error']:.1f}%" for r in fit_rows) + ".")

@@ -204,8 +204,11 @@ def _row(
 def refresh_latency(folder: Path | str, latency_model: Any = None, progress: Progress = no_progress
                     ) -> pd.DataFrame:
     """Recompute the latency columns (and the Pareto front) of `<folder>/candidates.parquet` with the
-    current fitted model, on each candidate's exact masks (supernet weights, or its fine-tuned weights
-    when it has them); the search's choices stay as they were. Returns the new table (written)."""
+    current fitted model, and the flash columns (flash_bytes/_kb, dense_flash_bytes/_kb, fits_dense)
+    with the current code-size table (`core/engine/code_size.json`), on each candidate's exact masks
+    (supernet weights, or its fine-tuned weights when it has them); the search's choices stay as they
+    were (a candidate the new costs put over a budget stays in the table). Returns the new table
+    (written)."""
     from core.tinyformer import latency
     from core.tinyformer.graph import graph_of
     from core.tinyformer.sparsenas import EvalContext, genome_cost
@@ -214,7 +217,8 @@ def refresh_latency(folder: Path | str, latency_model: Any = None, progress: Pro
     model = latency_model if isinstance(latency_model, latency.LatencyModel) else latency.load(latency_model)
     sup, _, _ = load_checkpoint(folder / "supernet.pt")
     table = read_table(folder / "candidates.parquet")
-    ctx = EvalContext(sup, SearchConfig(), None, None, None, model)
+    cfg = SearchConfig(**search_budgets(folder))
+    ctx = EvalContext(sup, cfg, None, None, None, model)
     for i, r in enumerate(table.itertuples()):
         genome = {"arch": json.loads(r.arch), "sparsity": json.loads(r.sparsity_target),
                   "block": json.loads(r.block)}
@@ -229,14 +233,56 @@ def refresh_latency(folder: Path | str, latency_model: Any = None, progress: Pro
             pred = model.predict(g, ach, blocks, fmt, live_channels(masks))
             info.update(latency_ms=pred["ms"], latency_cycles=pred["cycles"],
                         latency_cycles_optimistic=pred["cycles_optimistic"],
-                        latency_cycles_conservative=pred["cycles_conservative"])
+                        latency_cycles_conservative=pred["cycles_conservative"],
+                        flash_bytes=_exact_cost(fmodel, g, genome)["flash_bytes"])
         for col in ("latency_ms", "latency_cycles", "latency_cycles_optimistic",
-                    "latency_cycles_conservative", "dense_latency_ms"):
+                    "latency_cycles_conservative", "dense_latency_ms", "flash_bytes", "dense_flash_bytes"):
             table.loc[i, col] = info[col]
+        table.loc[i, "fits_dense"] = bool(info["dense_flash_bytes"] <= cfg.flash_budget
+                                          and info["dense_sram_bytes"] <= cfg.sram_budget)
         progress(i + 1, len(table), f"#{r.id}")
+    table["flash_kb"] = table["flash_bytes"] / 1024
+    table["dense_flash_kb"] = table["dense_flash_bytes"] / 1024
     table["pareto"] = pareto_ranks(list(zip(-table["accuracy"], table["latency_ms"])))
     write_candidates(table, folder / "candidates.parquet")
     return table
+
+
+def reprice_summary(before: pd.DataFrame, after: pd.DataFrame, budgets: dict[str, int] | None = None
+                    ) -> dict[str, Any]:
+    """What a re-pricing (`refresh_latency`) moved, row for row by id: how many latencies and flash
+    sizes changed and by how much, the candidates now over the budgets, the Pareto front before and
+    after and how many front ranks changed."""
+    before = before.sort_values("id").reset_index(drop=True)
+    after = after.sort_values("id").reset_index(drop=True)
+    if list(before["id"]) != list(after["id"]):
+        raise WorkbenchError("the re-priced table does not hold the same candidate ids")
+    cfg = SearchConfig(**(budgets or {}))
+    rel = after["latency_ms"] / before["latency_ms"] - 1.0
+    dflash = after["flash_bytes"] - before["flash_bytes"]
+    over = after[(after["flash_bytes"] > cfg.flash_budget) | (after["sram_bytes"] > cfg.sram_budget)]
+    return {
+        "rows": len(after),
+        "latency_changed": int((rel != 0).sum()),
+        "latency_change_pct": [round(100 * float(rel.min()), 3), round(100 * float(rel.max()), 3)],
+        "flash_changed": int((dflash != 0).sum()),
+        "flash_change_bytes": [int(dflash.min()), int(dflash.max())],
+        "over_budget_ids": [int(i) for i in over["id"]],
+        "front_before": sorted(int(i) for i in before.loc[before["pareto"] == 0, "id"]),
+        "front": sorted(int(i) for i in after.loc[after["pareto"] == 0, "id"]),
+        "pareto_rank_changed": int((before["pareto"] != after["pareto"]).sum()),
+    }
+
+
+def search_budgets(folder: Path) -> dict[str, int]:
+    """The flash/SRAM budgets the table was searched under (its manifest entry; default budgets when
+    the folder has no manifest or the entry does not name them)."""
+    try:
+        search = json.loads((folder / "manifest.json").read_text())["artefacts"]["candidates.parquet"][
+            "config"]["search"]
+        return {k: int(search[k]) for k in ("flash_budget", "sram_budget")}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
 
 
 def write_candidates(table: pd.DataFrame, path: Path) -> Path:

@@ -6,6 +6,7 @@
                                  [--latency-ms 500] [--scheduler local|tcp://host:port]
     python -m core nas finetune --id 0 --steps 6000 [--resume]            # long, resumable fine-tune
     python -m core nas engine --id 0          # CMSIS-NN / dense / sparse runs -> data/nas/engine/0.json
+    python -m core nas latency                # re-price the candidates' latency and flash (same search)
     python -m core nas show --id 3                                        # one candidate as JSON
     python -m core nas download-cifar10 [--root DIR]
 
@@ -264,16 +265,18 @@ def _cmd_engine(args: argparse.Namespace) -> int:
 
 def _cmd_latency(args: argparse.Namespace) -> int:
     from core.io import tqdm_progress
-    from core.tinyformer.candidates import refresh_latency
+    from core.tinyformer.candidates import read_table, refresh_latency, reprice_summary, search_budgets
 
     folder = _out(args)
     _prepare(folder, "candidates.parquet")
-    with tqdm_progress("latency of the candidates") as progress:
+    before = read_table(folder / "candidates.parquet")
+    with tqdm_progress("latency and flash of the candidates") as progress:
         table = refresh_latency(folder, args.latency_model, progress)
     record(folder, "candidates.parquet:latency", {"latency_model": args.latency_model or "shipped"},
-           {"rows": len(table)})
-    print(f"latency of {len(table)} candidates refreshed: {table['latency_ms'].min():.0f}-"
-          f"{table['latency_ms'].max():.0f} ms")
+           reprice_summary(before, table, search_budgets(folder)))
+    print(f"latency and flash of {len(table)} candidates refreshed: {table['latency_ms'].min():.0f}-"
+          f"{table['latency_ms'].max():.0f} ms, {table['flash_kb'].min():.0f}-"
+          f"{table['flash_kb'].max():.0f} KB")
     return 0
 
 
@@ -366,7 +369,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _common(p, budgets=False)
     p.add_argument("--id", type=int, required=True)
     p.set_defaults(func=_cmd_engine)
-    p = sub.add_parser("latency", help="recompute the candidates' latency columns with the fitted model")
+    p = sub.add_parser("latency", help="recompute the candidates' latency and flash columns with the fitted "
+                                       "model and the engine's code-size table")
     _common(p, budgets=False)
     p.add_argument("--latency-model", default=None,
                    help="fitted model JSON (default data/nas/latency_model.json)")

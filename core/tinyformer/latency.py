@@ -23,7 +23,9 @@ independent jobs: with a `scheduler` they run on Dask (`core.cluster.run_jobs`),
 results.
 
 The fitted coefficients ship in `data/nas/latency_model.json` (`python -m core bench nas-latency --fit`
-re-measures and re-fits them).
+re-measures and re-fits them; `--fit-kinds` re-measures some op kinds and keeps the other shipped
+points). A re-fit records in the model's meta which points moved against the measurements it replaced
+(`compare_points`): after an engine change, the groups whose kernels changed.
 """
 
 from __future__ import annotations
@@ -261,6 +263,29 @@ def measure(plan: list[dict[str, Any]] | None = None, scheduler: Any = None, see
         rows[i] = row
         progress(done, len(plan), f"{row['group']}")
     return rows  # type: ignore[return-value]
+
+
+def point_key(row: dict[str, Any]) -> str:
+    """The identity of a plan point (kind and shape kwargs), whatever else a row holds."""
+    return json.dumps([row["kind"], row["shape"]], sort_keys=True)
+
+
+def compare_points(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> dict[str, Any]:
+    """Which measurements of `new` differ from `old` (the same plan point: features or cycles):
+    {"same", "changed": {group: n}, "added", "dropped"} (what a re-measure after an engine change moved)."""
+    before = {point_key(r): r for r in old}
+    changed: dict[str, int] = {}
+    same = added = 0
+    for r in new:
+        o = before.get(point_key(r))
+        if o is None:
+            added += 1
+        elif o["features"] == r["features"] and o["cycles"] == r["cycles"] and o["group"] == r["group"]:
+            same += 1
+        else:
+            changed[r["group"]] = changed.get(r["group"], 0) + 1
+    dropped = len(before.keys() - {point_key(r) for r in new})
+    return {"same": same, "changed": dict(sorted(changed.items())), "added": added, "dropped": dropped}
 
 
 # --------------------------------------------------------------------------------------------------
