@@ -13,7 +13,16 @@ import torch
 
 from core.errors import WorkbenchError
 from core.surrogates import build_model, load_checkpoint
-from core.training import BUDGETS, TrainConfig, lr_at, plan, train, train_config, validation_score
+from core.training import (
+    BUDGETS,
+    SYSTEM_TRAIN,
+    TrainConfig,
+    lr_at,
+    plan,
+    train,
+    train_config,
+    validation_score,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 TINY = dict(system="burgers2d", n_samples=4, n_coarse=12, splits=(2, 1, 1), overrides=(("n", (16, 16)),))
@@ -81,6 +90,14 @@ def test_pimrl_windows_cover_two_cycles(tiny_ds):
     with pytest.raises(WorkbenchError, match=r"rollout=4 must be >= 2N = 8"):
         train("pimrl", tiny_ds, small(), cycle=4)
     assert train_config("small", cycle=6).rollout == max(BUDGETS["small"]["rollout"], 12)
+
+
+def test_system_settings_apply_on_top_of_the_budget_and_changes_win():
+    assert SYSTEM_TRAIN["grayscott2d"]["coef_lr"] == 10.0
+    assert train_config("cpu", system="grayscott2d").coef_lr == 10.0
+    assert train_config("cpu", system="fhn2d").coef_lr == train_config("cpu").coef_lr == 1.0
+    assert train_config("cpu", system="grayscott2d", coef_lr=2.0).coef_lr == 2.0
+    assert train_config("cpu", system="grayscott2d").iterations == BUDGETS["cpu"]["iterations"]
 
 
 def test_same_seed_same_model_other_seed_differs(tiny_ds):

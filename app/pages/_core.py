@@ -35,7 +35,8 @@ def train_model(name: str, ds: Any, iterations: int, seed: int, progress) -> Any
     third = max(1, iterations // 3)
     # coarse-window steps as in core.training.plan (macro pretraining + joint = a baseline's steps);
     # a micro cell first takes 10 one-δt burst steps per coarse step (each about k times cheaper)
-    config = train_config("small", seed=seed, cycle=CYCLE.get(str(ds.attrs["system"])),
+    system = str(ds.attrs["system"])
+    config = train_config("small", seed=seed, cycle=CYCLE.get(system), system=system,
                           iterations=max(1, iterations - third), macro_iterations=third,
                           pretrain_iterations=10 * iterations)
     return train(name, ds, config, progress=progress).model

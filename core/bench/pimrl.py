@@ -97,7 +97,7 @@ def config_for(name: str, ds: Any, budget: str, seed: int, device: str = "cpu") 
     from core.training import train_config
 
     model_cfg = default_config(name, DataMeta.from_dataset(ds))
-    return train_config(budget, seed, cycle=getattr(model_cfg, "cycle", None))
+    return train_config(budget, seed, cycle=getattr(model_cfg, "cycle", None), system=str(ds.attrs["system"]))
 
 
 def train_one(system: str, preset: str, budget: str, seed: int, name: str, threads: int = 1,

@@ -136,7 +136,8 @@ def _train(args: argparse.Namespace) -> int:
     from core.pimrl.base import DataMeta
 
     model_cfg = default_config(args.model, DataMeta.from_dataset(ds))
-    config = train_config(args.budget, args.seed, cycle=getattr(model_cfg, "cycle", None), **changes)
+    config = train_config(args.budget, args.seed, cycle=getattr(model_cfg, "cycle", None), system=args.system,
+                          **changes)
     with tqdm_progress(f"train {args.model} on {args.system}") as progress:
         res = train(args.model, ds, config, progress=progress, resume=args.resume, device=args.device,
                     out=out)
