@@ -134,9 +134,10 @@ def test_resume_gives_the_uninterrupted_result(tiny_ds, tmp_path):
     with pytest.raises(KeyboardInterrupt):
         train("pimrl", tiny_ds, cfg, out=tmp_path / "part.pt", progress=crash, cycle=2)
     _, payload = load_checkpoint(tmp_path / "part.pt")
-    assert payload["iteration"] == 4
+    assert payload["iteration"] == 4 and payload["elapsed_s"] > 0
     resumed = train("pimrl", tiny_ds, cfg, out=tmp_path / "part.pt", resume=tmp_path / "part.pt", cycle=2)
     assert resumed.history == full.history and resumed.validation == full.validation
+    assert resumed.seconds > payload["elapsed_s"]  # the training time counts the interrupted session
     for (k, va), vb in zip(full.model.state_dict().items(), resumed.model.state_dict().values()):
         assert torch.equal(va, vb), k
     with pytest.raises(WorkbenchError, match="different training config"):

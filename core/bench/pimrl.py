@@ -126,22 +126,22 @@ def train_one(system: str, preset: str, budget: str, seed: int, name: str, threa
         # a run of this benchmark made with other settings is retrained from scratch (this folder
         # holds only the benchmark's own runs)
         resume = out if same else None
+    # training seconds of the earlier sessions of a resumed run (read before this one overwrites it)
+    prior = float(payload.get("elapsed_s", 0.0)) if resume is not None else 0.0
     t0 = time.perf_counter()
     res = train(name, ds, config, progress=progress, resume=resume, device=device, out=out,
                 stop_on_divergence=True)
     seconds = time.perf_counter() - t0
     from core.pimrl.base import save_checkpoint
 
-    prior = 0.0
-    if resume is not None:
-        prior = float(load_checkpoint(resume)[1].get("train_s", 0.0))
+    train_s = prior + seconds
     save_checkpoint(out, res.model, res.meta, res.config, res.history, iteration=res.iterations,
-                    extra={"finished": True, "train_s": prior + seconds, "validation": res.validation,
+                    extra={"finished": True, "train_s": train_s, "validation": res.validation,
                            "best": res.best, "diverged_at": res.diverged_at})
     print(f"[bench pimrl] {system} {name} seed {seed}: {res.iterations} iterations, {seconds:.0f} s, "
           f"best val nRMSE {res.best.get('score', float('nan')):.4g} at {res.best.get('iteration')}",
           flush=True)
-    return {"path": str(out), "train_s": prior + seconds, "reused": False, "diverged_at": res.diverged_at}
+    return {"path": str(out), "train_s": train_s, "reused": False, "diverged_at": res.diverged_at}
 
 
 #: timed repeats per measurement in `speed`; the fastest counts (the machine is shared and noisy)

@@ -32,8 +32,9 @@ inf); the best state is kept and restored at the end. Budget: every model gets t
 optimizer steps on coarse windows; a model with a micro cell additionally pretrains it on the
 bursts (`plan`, `core.training.BUDGETS`).
 
-Resume: the checkpoint holds weights, optimizer, sampler generator, best state and histories; the
-learning rate is a pure function of the iteration, so a resumed run equals an uninterrupted one.
+Resume: the checkpoint holds weights, optimizer, sampler generator, best state, histories and the
+training seconds so far (`TrainResult.seconds` sums every session of a resumed run); the learning rate
+is a pure function of the iteration, so a resumed run equals an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -264,7 +265,7 @@ def train(name: str, ds: Any, config: TrainConfig, progress: Progress = no_progr
     stages = plan(model, config)
     total = sum(n for _, _, n in stages)
     state: dict[str, Any] = {"history": [], "validation": [], "best": {"score": math.inf, "iteration": -1},
-                             "best_state": None, "start": 0}
+                             "best_state": None, "start": 0, "elapsed": 0.0}
     if resume is not None:
         _restore(Path(resume), name, meta, config, model, opt, gen, device, state)
     if resume is None:
@@ -279,6 +280,7 @@ def train(name: str, ds: Any, config: TrainConfig, progress: Progress = no_progr
     if needed & {"macro", "coarse"}:
         samplers["coarse"] = _Sampler(CoarseWindows(ds, "train", length=window), gen)
     t0 = time.perf_counter()
+    state["t0"] = t0
     model.train()
     history = state["history"]
     trainable = {n: p.requires_grad for n, p in model.named_parameters()}
@@ -324,7 +326,7 @@ def train(name: str, ds: Any, config: TrainConfig, progress: Progress = no_progr
             progress(done, total, f"{stage} loss {history[-1]:.3g}")
         if "diverged_at" in state:
             break
-    seconds = time.perf_counter() - t0
+    seconds = state["elapsed"] + time.perf_counter() - t0  # every session of a resumed run
     if state["best_state"] is not None:
         model.load_state_dict(state["best_state"])
     model.eval()
@@ -367,10 +369,12 @@ def _save(out: Path, model: Surrogate, meta: DataMeta, config: TrainConfig, opt:
           gen: torch.Generator, iteration: int, state: dict[str, Any]) -> Path:
     # the weights of a finished run are its best (selected) state; a periodic checkpoint keeps the
     # current weights so that a resumed run continues exactly
+    elapsed = state["elapsed"] + time.perf_counter() - state.get("t0", time.perf_counter())
     return save_checkpoint(out, model, meta, config, state["history"], optimizer=opt.state_dict(),
                            iteration=iteration,
                            extra={"generator": gen.get_state(), "validation": state["validation"],
-                                  "best": state["best"], "best_state": state["best_state"]})
+                                  "best": state["best"], "best_state": state["best_state"],
+                                  "elapsed_s": float(elapsed)})
 
 
 def _restore(path: Path, name: str, meta: DataMeta, config: TrainConfig, model: Surrogate, opt: Any,
@@ -400,4 +404,4 @@ def _restore(path: Path, name: str, meta: DataMeta, config: TrainConfig, model: 
     state.update(start=int(payload["iteration"]), history=list(payload["history"]),
                  validation=list(payload.get("validation", [])),
                  best=dict(payload.get("best", {"score": math.inf, "iteration": -1})),
-                 best_state=payload.get("best_state"))
+                 best_state=payload.get("best_state"), elapsed=float(payload.get("elapsed_s", 0.0)))
