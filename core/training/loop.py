@@ -369,7 +369,7 @@ def _save(out: Path, model: Surrogate, meta: DataMeta, config: TrainConfig, opt:
           gen: torch.Generator, iteration: int, state: dict[str, Any]) -> Path:
     # the weights of a finished run are its best (selected) state; a periodic checkpoint keeps the
     # current weights so that a resumed run continues exactly
-    elapsed = state["elapsed"] + time.perf_counter() - state.get("t0", time.perf_counter())
+    elapsed = state["elapsed"] + time.perf_counter() - state["t0"]
     return save_checkpoint(out, model, meta, config, state["history"], optimizer=opt.state_dict(),
                            iteration=iteration,
                            extra={"generator": gen.get_state(), "validation": state["validation"],
