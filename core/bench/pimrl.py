@@ -61,6 +61,10 @@ def register(bench_subparsers: Any) -> None:
                    help="only time rollouts of STEPS coarse steps vs the reference solver (untrained "
                         "models of the same architecture: speed does not depend on the weights) -> "
                         "bench_pimrl_speed_<preset>.{md,json}")
+    p.add_argument("--validation", nargs="?", const="", default=None, metavar="DIR",
+                   help="only tabulate the validation histories of the checkpoints in DIR (default: the "
+                        "shipped data/checkpoints): did each run converge? "
+                        "-> bench_pimrl_validation.{md,json}")
     p.set_defaults(func=_run)
 
 
@@ -413,6 +417,78 @@ def _run_speed(args: argparse.Namespace, systems: list[str], models: list[str]) 
     return 0
 
 
+def _gain(old: float, new: float) -> float:
+    """Relative improvement 1 - new/old (NaN when `old` is not a positive finite score)."""
+    return 1.0 - new / old if math.isfinite(old) and old > 0 else math.nan
+
+
+def validation_rows(folder: Path, systems: list[str], models: list[str]) -> list[list[Any]]:
+    """One row per checkpoint `folder/<system>/<model>.pt` found: its validation history (the
+    validated stage's validation nRMSE every `val_every` iterations) summarised as: how many
+    validations over which iterations, the best score and where, the best of each half and the gain
+    of the second half over the first (1 - best2/best1: > 0 means the run was still improving in the
+    second half of its last validated stage), and the last score."""
+    from core.pimrl.base import read_checkpoint
+
+    rows = []
+    for system in systems:
+        for name in models:
+            path = Path(folder) / system / f"{name}.pt"
+            if not path.is_file():
+                continue
+            history = read_checkpoint(path).get("validation") or []
+            last_stage = history[-1]["stage"] if history else None
+            points = [(h["iteration"], h["val_nrmse"]) for h in history if h["stage"] == last_stage]
+            if not points:
+                rows.append([system, name, "-", 0] + [""] * 8)
+                continue
+            its, scores = zip(*points)
+            # a diverged validation is inf (never skipped); None cannot occur in a finished history
+            scores = [math.inf if s is None or not math.isfinite(s) else float(s) for s in scores]
+            half = max(1, len(scores) // 2)
+            best1, best2 = min(scores[:half]), min(scores[half:] or scores[:half])
+            best = min(range(len(scores)), key=scores.__getitem__)
+            quarter = len(scores) - max(1, len(scores) // 4)
+            before, tail = min(scores[:quarter] or scores), min(scores[quarter:])
+            rows.append([system, name, last_stage, len(scores), f"{its[0]}-{its[-1]}", scores[best],
+                         its[best], best1, best2, _gain(best1, best2), _gain(before, tail), scores[-1]])
+    return rows
+
+
+def _run_validation(args: argparse.Namespace, systems: list[str], models: list[str]) -> int:
+    from core.errors import WorkbenchError
+    from core.io import write_result
+
+    folder = Path(args.validation) if args.validation else data_dir() / "checkpoints"
+    if not folder.is_dir():
+        raise WorkbenchError(f"--validation {str(folder)!r} is not a folder; give a checkpoint folder "
+                             "holding <system>/<model>.pt (e.g. data/checkpoints)")
+    rows = validation_rows(folder, systems, models)
+    if not rows:
+        raise WorkbenchError(f"--validation {str(folder)!r} holds no <system>/<model>.pt checkpoint of "
+                             f"systems {','.join(systems)} and models {','.join(models)}")
+    md = markdown_table(["system", "model", "stage", "validations", "iterations", "best val nRMSE", "at",
+                         "best, 1st half", "best, 2nd half", "2nd-half gain", "last-quarter gain", "last"],
+                        rows)
+    from core.io import repo_root
+
+    root, where = repo_root(), folder.resolve()
+    shown = where.relative_to(root) if where.is_relative_to(root) else folder
+    header = (f"# PIMRL validation histories ({shown})\n\n"
+              "Validation nRMSE (25-step rollouts from 4 frames of each validation trajectory) recorded "
+              "during training, over the last validated stage of each run (PIMRL variants: the joint "
+              "stage; micro: the burst pretraining; baselines: their only stage). '2nd-half gain' = 1 - "
+              "best of the second half / best of the first; 'last-quarter gain' the same for the last "
+              "quarter of the validations against all before it. Near 0 (or below: the best came earlier) "
+              "means the run had levelled off; clearly above 0 means it was still improving when its "
+              "budget ended (where the cosine schedule's lr is lowest, so only a longer budget can tell how "
+              "much is left).\n\n")
+    write_result(args.name or "bench_pimrl_validation", header + md, {"rows": rows},
+                 {"folder": str(shown), "systems": systems, "models": models})
+    print(md)
+    return 0
+
+
 def _run(args: argparse.Namespace) -> int:
     import concurrent.futures
     import multiprocessing
@@ -429,6 +505,8 @@ def _run(args: argparse.Namespace) -> int:
     seeds = _seeds(args.seeds)
     if args.speed is not None:
         return _run_speed(args, systems, models)
+    if args.validation is not None:
+        return _run_validation(args, systems, models)
     if args.budget not in BUDGETS:
         raise unknown("training budget", args.budget, BUDGETS)
     name = args.name or ("bench_pimrl" if args.budget == "cpu" else f"bench_pimrl_{args.budget}")
