@@ -53,7 +53,7 @@ SECTIONS = {"load": ("first page", "page load", "page load (cached)"),
             "playback": ("playback 2D",), "error": ("error page (first)", "error page (cached)"),
             "rollout": ("rollout 2D", "rollout 3D"), "external": ("external requests",)}
 #: the model check boxes of the Rollout and Error pages
-CHOICES = ("pimrl", "percnn", "convlstm", "fno", "euler", "rk4")
+CHOICES = ("pimrl", "percnn", "convlstm", "fno", "micro", "macro", "pimrl_nomp", "euler", "rk4")
 
 
 def register(bench_subparsers: Any) -> None:

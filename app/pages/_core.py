@@ -9,6 +9,7 @@ from typing import Any
 
 from core.baselines.numerical import SCHEMES
 from core.surrogates import (
+    ABLATIONS,
     CYCLE,
     MODELS,
     REFERENCES,
@@ -42,5 +43,5 @@ def train_model(name: str, ds: Any, iterations: int, seed: int, progress) -> Any
     return train(name, ds, config, progress=progress).model
 
 
-__all__ = ["MODELS", "REFERENCES", "SCHEMES", "SCHEME_SUBSTEPS", "checkpoint_path", "load_surrogates",
-           "reference_dataset_config", "train_model"]
+__all__ = ["ABLATIONS", "MODELS", "REFERENCES", "SCHEMES", "SCHEME_SUBSTEPS", "checkpoint_path",
+           "load_surrogates", "reference_dataset_config", "train_model"]

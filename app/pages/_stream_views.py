@@ -37,7 +37,8 @@ from bokeh.plotting import figure
 
 from core.errors import WorkbenchError
 
-PALETTE = ("#1f6f8b", "#d1495b", "#edae49", "#66a182", "#8d6a9f", "#2e4057")
+#: one colour per model a page can show at once (the four compared models, three ablations, two schemes)
+PALETTE = ("#1f6f8b", "#d1495b", "#edae49", "#66a182", "#8d6a9f", "#2e4057", "#e07a2f", "#17a2b8", "#8c564b")
 REFERENCE_COLOR = "#7f7f7f"
 GHOST_COLOR = "#c8c8c8"
 TOOLS = "pan,wheel_zoom,box_zoom,reset,save"

@@ -27,6 +27,7 @@ from core.datasets import preset_defaults
 from core.errors import WorkbenchError
 from core.physics import PRESETS, SYSTEMS
 from pages._core import (
+    ABLATIONS,
     MODELS,
     REFERENCES,
     SCHEME_SUBSTEPS,
@@ -62,7 +63,8 @@ log = logging.getLogger("workbench.app.rollout")
 TITLE = "Rollout"
 EXTENSIONS = ("vtk", "katex")
 
-CHOICES: tuple[str, ...] = MODELS + SCHEMES
+#: the compared models, PIMRL's ablations (micro, macro, no message passing) and the schemes
+CHOICES: tuple[str, ...] = MODELS + ABLATIONS + SCHEMES
 SIZES: tuple[str, ...] = ("full test split", "quick look")
 #: the quick look: 3 fresh trajectories (a seed no checkpoint was trained on) of 40 steps on the same grid
 QUICK = {"n_samples": 3, "n_coarse": 41, "splits": (1, 1, 1), "seed": 1000}
