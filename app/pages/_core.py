@@ -9,9 +9,8 @@ from typing import Any
 
 from core.baselines.numerical import SCHEMES
 from core.surrogates import (
-    ABLATIONS,
     CYCLE,
-    MODELS,
+    LEARNED,
     REFERENCES,
     checkpoint_path,
     load_surrogates,
@@ -43,5 +42,5 @@ def train_model(name: str, ds: Any, iterations: int, seed: int, progress) -> Any
     return train(name, ds, config, progress=progress).model
 
 
-__all__ = ["ABLATIONS", "MODELS", "REFERENCES", "SCHEMES", "SCHEME_SUBSTEPS", "checkpoint_path",
+__all__ = ["LEARNED", "REFERENCES", "SCHEMES", "SCHEME_SUBSTEPS", "checkpoint_path",
            "load_surrogates", "reference_dataset_config", "train_model"]

@@ -33,8 +33,7 @@ from core.errors import WorkbenchError
 from core.physics import PRESETS, SYSTEMS
 from pages._cache import disk_cached, file_hash
 from pages._core import (
-    ABLATIONS,
-    MODELS,
+    LEARNED,
     REFERENCES,
     SCHEME_SUBSTEPS,
     SCHEMES,
@@ -49,7 +48,7 @@ TITLE = "Error accumulation"
 EXTENSIONS: tuple[str, ...] = ()
 
 #: the compared models, PIMRL's ablations (micro, macro, no message passing) and the schemes
-CHOICES: tuple[str, ...] = MODELS + ABLATIONS + SCHEMES
+CHOICES: tuple[str, ...] = LEARNED + SCHEMES
 METRIC_LABELS = {"rmse": "RMSE", "mae": "MAE", "corr": "correlation", "rel_l2": "relative L2"}
 #: "shipped": the checkpoints in data/checkpoints (trained on the checkpoints' full training split)
 TRAIN_CHOICES = {"shipped checkpoints": 0, "1 (train now)": 1, "2 (train now)": 2, "all (train now)": -1}
@@ -148,8 +147,7 @@ def compute(settings: dict[str, Any], progress, cache: ModelCache) -> dict[str, 
     s = settings
     ds = generate(data_config(s["system"], s["preset"], s["quick"], s["k_multiple"]), progress=progress)
     shipped = s["n_train"] == 0 and s["k_multiple"] == 1
-    hashes = {m: file_hash(checkpoint_path(s["system"], m)) for m in s["models"]
-              if m in MODELS + ABLATIONS and shipped}
+    hashes = {m: file_hash(checkpoint_path(s["system"], m)) for m in s["models"] if m in LEARNED and shipped}
     inputs = {"settings": s, "dataset": ds.attrs["key"], "checkpoints": hashes,
               "references": list(REFERENCES), "training_code": "" if shipped else training_fingerprint()}
     problems: dict[str, str] = {}

@@ -27,8 +27,7 @@ from core.datasets import preset_defaults
 from core.errors import WorkbenchError
 from core.physics import PRESETS, SYSTEMS
 from pages._core import (
-    ABLATIONS,
-    MODELS,
+    LEARNED,
     REFERENCES,
     SCHEME_SUBSTEPS,
     SCHEMES,
@@ -64,7 +63,7 @@ TITLE = "Rollout"
 EXTENSIONS = ("vtk", "katex")
 
 #: the compared models, PIMRL's ablations (micro, macro, no message passing) and the schemes
-CHOICES: tuple[str, ...] = MODELS + ABLATIONS + SCHEMES
+CHOICES: tuple[str, ...] = LEARNED + SCHEMES
 SIZES: tuple[str, ...] = ("full test split", "quick look")
 #: the quick look: 3 fresh trajectories (a seed no checkpoint was trained on) of 40 steps on the same grid
 QUICK = {"n_samples": 3, "n_coarse": 41, "splits": (1, 1, 1), "seed": 1000}

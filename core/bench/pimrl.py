@@ -442,9 +442,8 @@ def validation_rows(folder: Path, systems: list[str], models: list[str]) -> list
             if not points:
                 rows.append([system, name, "-", 0] + [""] * 8)
                 continue
-            its, scores = zip(*points)
-            # a diverged validation is inf (never skipped); None cannot occur in a finished history
-            scores = [math.inf if s is None or not math.isfinite(s) else float(s) for s in scores]
+            its, scores = zip(*points)  # a diverged validation rollout is recorded as inf: it counts
+            scores = [float(s) for s in scores]
             half = max(1, len(scores) // 2)
             best1, best2 = min(scores[:half]), min(scores[half:] or scores[:half])
             best = min(range(len(scores)), key=scores.__getitem__)
@@ -457,7 +456,7 @@ def validation_rows(folder: Path, systems: list[str], models: list[str]) -> list
 
 def _run_validation(args: argparse.Namespace, systems: list[str], models: list[str]) -> int:
     from core.errors import WorkbenchError
-    from core.io import write_result
+    from core.io import repo_root, write_result
 
     folder = Path(args.validation) if args.validation else data_dir() / "checkpoints"
     if not folder.is_dir():
@@ -470,8 +469,6 @@ def _run_validation(args: argparse.Namespace, systems: list[str], models: list[s
     md = markdown_table(["system", "model", "stage", "validations", "iterations", "best val nRMSE", "at",
                          "best, 1st half", "best, 2nd half", "2nd-half gain", "last-quarter gain", "last"],
                         rows)
-    from core.io import repo_root
-
     root, where = repo_root(), folder.resolve()
     shown = where.relative_to(root) if where.is_relative_to(root) else folder
     header = (f"# PIMRL validation histories ({shown})\n\n"
